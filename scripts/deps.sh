@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 profile=${1:-check}
 pkgs=(
   gcc make pkg-config meson ninja-build python3
-  libuv1-dev libmbedtls-dev libjansson-dev libsodium-dev node-llhttp
+  libuv1-dev libmbedtls-dev libjansson-dev libsodium-dev node-llhttp liburiparser-dev
 )
 case "$profile" in
   build) ;;
