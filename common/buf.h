@@ -49,11 +49,15 @@ void ptc_buf_dispose(ptc_buf_t *b);
 /** The unread bytes (valid until the next reserve, append or dispose). */
 static inline uint8_t *ptc_buf_data(const ptc_buf_t *b)
 {
-    return b->_base + b->_off;
+    /* A buffer that never held data has no allocation, and NULL + 0 is undefined in C:
+     * point at an empty placeholder instead (nothing is ever read or written through it,
+     * since len is 0). */
+    static uint8_t none[1];
+    return b->_base != NULL ? b->_base + b->_off : none;
 }
 static inline ptc_slice_t ptc_buf_slice(const ptc_buf_t *b)
 {
-    ptc_slice_t s = {b->_base + b->_off, b->len};
+    ptc_slice_t s = {ptc_buf_data(b), b->len};
     return s;
 }
 /**

@@ -16,6 +16,19 @@ static void test_slice_helpers(void)
     CHECK(ptc_slice_eq(ptc_slice_str(""), ""));
 }
 
+static void test_empty_buf_has_no_data_pointer(void)
+{
+    ptc_buf_t b;
+    ptc_buf_init(&b);
+    /* Computing NULL + 0 would be undefined behaviour (UBSan reports it): the data pointer
+     * of an empty, never-allocated buffer is a valid placeholder. */
+    CHECK_NOT_NULL(ptc_buf_data(&b));
+    ptc_slice_t s = ptc_buf_slice(&b);
+    CHECK_NOT_NULL(s.ptr);
+    CHECK_EQ(s.len, 0);
+    ptc_buf_dispose(&b);
+}
+
 static void test_buf_append_consume(void)
 {
     ptc_buf_t b;
@@ -210,6 +223,7 @@ static void test_chunkq_water_marks_count_inflight(void)
 
 static const ptc_test_case_t cases[] = {
     PTC_TEST(test_slice_helpers),
+    PTC_TEST(test_empty_buf_has_no_data_pointer),
     PTC_TEST(test_buf_append_consume),
     PTC_TEST(test_buf_reserve_commit_and_growth),
     PTC_TEST(test_buf_slides_instead_of_growing),
