@@ -1,0 +1,2069 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common/http_client against the loopback test server (tests/support/httpsrv) on real
+ * sockets, over http and https with certificates made at run time. Each case counts the
+ * callbacks it gets, checks what the server received, and ends by closing the client and the
+ * server and checking that the loop closes cleanly (STYLE §5 rule 8).
+ */
+#include "common/http_client.h"
+#include "common/net.h"
+#include "tests/support/certgen.h"
+#include "tests/support/httpsrv.h"
+#include "tests/support/loop.h"
+#include "tests/support/test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- fixture ---- */
+
+typedef struct tctx tctx_t;
+typedef void (*handler_fn)(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r);
+
+typedef struct seen {
+    char method[16];
+    char target[256];
+    char headers[4096];
+    ptc_buf_t body;
+    ptc_http_body_t framing;
+    unsigned conn_no;
+} seen_t;
+
+struct tctx {
+    uv_loop_t loop;
+    ptc_httpsrv_t *srv;
+    ptc_http_client_t *client;
+    handler_fn handler;
+    handler_fn head_handler;
+    seen_t seen[16];
+    size_t seen_cnt;
+    uint16_t port;
+    unsigned accepts; /* copied when the test shuts down */
+    ptc_http_client_stats_t stats;
+    int client_closed;
+    uv_timer_t timer; /* for tests that wait or poll */
+    bool timer_used;
+    void (*tick)(tctx_t *t);
+    void *arg;
+    /* TLS material, when used */
+    ptc_certgen_cert_t ca;
+    ptc_certgen_cert_t leaf;
+    ptc_tls_config_t *srv_tls;
+    ptc_tls_config_t *cli_tls;
+};
+
+static void srv_on_request(ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    tctx_t *t = ptc_httpsrv_data(ptc_httpsrv_conn_server(c));
+    CHECK_LT(t->seen_cnt, 16);
+    seen_t *s = &t->seen[t->seen_cnt++];
+    snprintf(s->method, sizeof(s->method), "%s", r->method);
+    snprintf(s->target, sizeof(s->target), "%s", r->target);
+    snprintf(s->headers, sizeof(s->headers), "%s", r->headers);
+    ptc_buf_init(&s->body);
+    if (r->body_len > 0) {
+        ptc_buf_append(&s->body, r->body, r->body_len);
+    }
+    s->framing = r->framing;
+    s->conn_no = r->conn_no;
+    if (t->handler != NULL) {
+        t->handler(t, c, r);
+    }
+}
+
+static void srv_on_head(ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    tctx_t *t = ptc_httpsrv_data(ptc_httpsrv_conn_server(c));
+    if (t->head_handler != NULL) {
+        t->head_handler(t, c, r);
+    }
+}
+
+static void tctx_init(tctx_t *t, handler_fn handler, bool https, const ptc_http_client_opts_t *co)
+{
+    memset(t, 0, sizeof(*t));
+    CHECK_OK(uv_loop_init(&t->loop));
+    t->handler = handler;
+    ptc_http_client_opts_t copts = {0};
+    if (co != NULL) {
+        copts = *co;
+    }
+    if (https) {
+        static const char *const sans[] = {"DNS:localhost", "IP:127.0.0.1", NULL};
+        ptc_certgen_ca(NULL, "Client Test CA", &t->ca);
+        ptc_certgen_opts_t lo = {.sans = sans};
+        ptc_certgen_leaf(&t->ca, NULL, "server", &lo, &t->leaf);
+        ptc_tls_certs_t *certs = ptc_tls_certs_new();
+        ptc_tls_err_t err;
+        CHECK_OK(ptc_tls_certs_add_pem(certs, t->leaf.cert_pem, strlen(t->leaf.cert_pem),
+                                       t->leaf.key_pem, strlen(t->leaf.key_pem), true, &err));
+        ptc_tls_server_opts_t so = {.certs = certs};
+        CHECK_OK(ptc_tls_server_config_new(&so, &t->srv_tls, &err));
+        ptc_tls_certs_unref(certs);
+        ptc_tls_client_opts_t cl = {.ca_pem = t->ca.cert_pem, .ca_pem_len = strlen(t->ca.cert_pem)};
+        CHECK_OK(ptc_tls_client_config_new(&cl, &t->cli_tls, &err));
+        if (copts.tls == NULL) {
+            copts.tls = t->cli_tls;
+        }
+    }
+    ptc_httpsrv_opts_t so = {
+        .tls = t->srv_tls, .on_head = srv_on_head, .on_request = srv_on_request, .data = t};
+    t->srv = ptc_httpsrv_start(&t->loop, &so);
+    t->port = ptc_httpsrv_port(t->srv);
+    CHECK_OK(ptc_http_client_new(&t->loop, &copts, &t->client));
+}
+
+static void on_client_closed(void *data)
+{
+    tctx_t *t = data;
+    t->client_closed++;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Records the counters, then closes the client, the server and the test timer. */
+static void tctx_shutdown(tctx_t *t)
+{
+    t->accepts = ptc_httpsrv_accepts(t->srv);
+    ptc_http_client_get_stats(t->client, &t->stats);
+    ptc_http_client_close(t->client, on_client_closed, t);
+    ptc_httpsrv_close(t->srv);
+    if (t->timer_used && !uv_is_closing((uv_handle_t *)&t->timer)) {
+        uv_close((uv_handle_t *)&t->timer, on_timer_closed);
+    }
+}
+
+/* Runs the loop to its end, then checks the clean teardown and frees what the test holds. */
+static void tctx_run(tctx_t *t)
+{
+    ptc_test_loop_run(&t->loop, 20000, "http client test");
+    CHECK_EQ(t->client_closed, 1);
+    ptc_test_loop_finish(&t->loop);
+    ptc_tls_config_unref(t->srv_tls);
+    ptc_tls_config_unref(t->cli_tls);
+    ptc_certgen_dispose(&t->leaf);
+    ptc_certgen_dispose(&t->ca);
+}
+
+static void tctx_dispose_seen(tctx_t *t)
+{
+    for (size_t i = 0; i < t->seen_cnt; i++) {
+        ptc_buf_dispose(&t->seen[i].body);
+    }
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+    tctx_t *t = timer->data;
+    t->tick(t);
+}
+
+/* Calls `tick` every `ms` milliseconds until the test stops the timer or shuts down. */
+static void tctx_every(tctx_t *t, uint64_t ms, void (*tick)(tctx_t *t))
+{
+    if (!t->timer_used) {
+        CHECK_OK(uv_timer_init(&t->loop, &t->timer));
+        t->timer.data = t;
+        t->timer_used = true;
+    }
+    t->tick = tick;
+    CHECK_OK(uv_timer_start(&t->timer, on_tick, ms, ms));
+}
+
+/* ---- request tracking ---- */
+
+typedef struct rq rq_t;
+struct rq {
+    tctx_t *t;
+    ptc_http_client_req_t *req;
+    int heads;
+    int body_cbs;
+    int dones;
+    int errors;
+    int drains;
+    int upgrades;
+    int status;
+    int err;
+    ptc_http_client_phase_t phase;
+    bool reused;
+    char detail[256];
+    char hdr[256]; /* the response's X-Test header, if any */
+    ptc_buf_t body;
+    void (*then)(rq_t *q);
+    void *arg;
+};
+
+static void rq_on_head(ptc_http_client_req_t *r, const ptc_http_head_t *h)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    q->heads++;
+    q->status = h->status;
+    const ptc_http_header_t *x = ptc_http_header_find(h->headers, h->header_cnt, "x-test");
+    if (x != NULL) {
+        snprintf(q->hdr, sizeof(q->hdr), "%.*s", (int)x->value.len, (const char *)x->value.ptr);
+    }
+}
+
+static void rq_on_body(ptc_http_client_req_t *r, ptc_slice_t data)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    q->body_cbs++;
+    ptc_buf_append(&q->body, data.ptr, data.len);
+}
+
+static void rq_on_done(ptc_http_client_req_t *r)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    q->dones++;
+    q->reused = ptc_http_client_req_is_reused(r);
+    q->phase = ptc_http_client_req_phase(r);
+    q->req = NULL;
+    if (q->then != NULL) {
+        q->then(q);
+    }
+}
+
+static void rq_on_error(ptc_http_client_req_t *r, int err)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    q->errors++;
+    q->err = err;
+    q->phase = ptc_http_client_req_phase(r);
+    snprintf(q->detail, sizeof(q->detail), "%s", ptc_http_client_req_error_detail(r));
+    /* Cancelling an ended request does nothing. */
+    ptc_http_client_req_cancel(r);
+    q->req = NULL;
+    if (q->then != NULL) {
+        q->then(q);
+    }
+}
+
+static void rq_on_drain(ptc_http_client_req_t *r)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    q->drains++;
+}
+
+static void rq_init(rq_t *q, tctx_t *t, void (*then)(rq_t *q))
+{
+    memset(q, 0, sizeof(*q));
+    q->t = t;
+    q->then = then;
+    ptc_buf_init(&q->body);
+}
+
+static ptc_http_client_req_opts_t rq_opts(rq_t *q, const char *method, const char *target)
+{
+    ptc_http_client_req_opts_t o = {
+        .host = "127.0.0.1",
+        .port = q->t->port,
+        .method = ptc_slice_str(method),
+        .target = ptc_slice_str(target),
+        .on_head = rq_on_head,
+        .on_body = rq_on_body,
+        .on_done = rq_on_done,
+        .on_error = rq_on_error,
+        .on_drain = rq_on_drain,
+        .data = q,
+    };
+    return o;
+}
+
+static void rq_start(rq_t *q, const ptc_http_client_req_opts_t *o)
+{
+    CHECK_OK(ptc_http_client_request(q->t->client, o, &q->req));
+    CHECK_NOT_NULL(q->req);
+}
+
+static void rq_get(rq_t *q, const char *target)
+{
+    ptc_http_client_req_opts_t o = rq_opts(q, "GET", target);
+    rq_start(q, &o);
+}
+
+static void check_body(const rq_t *q, const char *want)
+{
+    CHECK_EQ(q->body.len, strlen(want));
+    CHECK_MEMEQ(ptc_buf_data(&q->body), want, strlen(want));
+}
+
+static void then_shutdown(rq_t *q)
+{
+    tctx_shutdown(q->t);
+}
+
+/* ---- handlers ---- */
+
+static void h_hello(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    (void)r;
+    ptc_httpsrv_respond(c, 200, "X-Test: yes\r\n", "hello", 5);
+}
+
+/* Answers with the request body as the response body. */
+static void h_echo_body(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    ptc_httpsrv_respond(c, 200, NULL, r->body, r->body_len);
+}
+
+/* ---- good requests ---- */
+
+static void test_get_http(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    rq_get(&q, "/hello?x=1");
+    tctx_run(&t);
+    CHECK_EQ(q.heads, 1);
+    CHECK_EQ(q.dones, 1);
+    CHECK_EQ(q.errors, 0);
+    CHECK_EQ(q.status, 200);
+    CHECK_STREQ(q.hdr, "yes");
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_DONE);
+    CHECK(!q.reused);
+    check_body(&q, "hello");
+    CHECK_EQ(t.seen_cnt, 1);
+    CHECK_STREQ(t.seen[0].method, "GET");
+    CHECK_STREQ(t.seen[0].target, "/hello?x=1");
+    char host[64];
+    snprintf(host, sizeof(host), "Host: 127.0.0.1:%u\n", (unsigned)t.port);
+    CHECK_CONTAINS(t.seen[0].headers, host);
+    CHECK_EQ(t.seen[0].framing, PTC_HTTP_BODY_NONE);
+    CHECK_EQ(t.stats.connects, 1);
+    CHECK_EQ(t.stats.idle, 1); /* pooled after the exchange */
+    ptc_buf_dispose(&q.body);
+    tctx_dispose_seen(&t);
+}
+
+/* Two requests in a row, the second from the first's on_done: one connection. */
+static void ka_second(rq_t *q)
+{
+    rq_t *q2 = q->arg;
+    ptc_http_client_req_opts_t o = rq_opts(q2, "GET", "/two");
+    o.https = q->t->srv_tls != NULL;
+    o.server_name = "localhost";
+    ptc_http_header_t hdrs[] = {{ptc_slice_str("Host"), ptc_slice_str("app.internal")},
+                                {ptc_slice_str("X-Custom"), ptc_slice_str("v")}};
+    o.headers = hdrs;
+    o.header_cnt = 2;
+    rq_start(q2, &o);
+}
+
+static void run_keepalive(bool https)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, https, NULL);
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, ka_second);
+    rq_init(&q2, &t, then_shutdown);
+    q1.arg = &q2;
+    ptc_http_client_req_opts_t o = rq_opts(&q1, "GET", "/one");
+    if (https) {
+        o.https = true;
+        o.server_name = "localhost";
+    }
+    rq_start(&q1, &o);
+    tctx_run(&t);
+    CHECK_EQ(q1.dones, 1);
+    CHECK_EQ(q2.dones, 1);
+    CHECK_EQ(q1.errors + q2.errors, 0);
+    check_body(&q1, "hello");
+    check_body(&q2, "hello");
+    CHECK(!q1.reused);
+    CHECK(q2.reused);
+    CHECK_EQ(t.seen_cnt, 2);
+    CHECK_STREQ(t.seen[1].target, "/two");
+    CHECK_CONTAINS(t.seen[1].headers, "Host: app.internal\nX-Custom: v\n");
+    CHECK_EQ(t.seen[0].conn_no, 1);
+    /* The same connection served both. */
+    CHECK_EQ(t.accepts, 1);
+    CHECK_EQ(t.seen[1].conn_no, 1);
+    CHECK_EQ(t.stats.connects, 1);
+    CHECK_EQ(t.stats.reuses, 1);
+    ptc_buf_dispose(&q1.body);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+static void test_keepalive_reuse(void)
+{
+    run_keepalive(false);
+}
+
+/* Two https requests to the same origin (host, port, TLS name and configuration). */
+static void ka_https_second(rq_t *q)
+{
+    rq_t *q2 = q->arg;
+    ptc_http_client_req_opts_t o = rq_opts(q2, "GET", "/two");
+    o.https = true;
+    o.server_name = "localhost";
+    rq_start(q2, &o);
+}
+
+static void test_get_https(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, true, NULL);
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, ka_https_second);
+    rq_init(&q2, &t, then_shutdown);
+    q1.arg = &q2;
+    ptc_http_client_req_opts_t o = rq_opts(&q1, "GET", "/secure");
+    o.https = true;
+    o.server_name = "localhost";
+    rq_start(&q1, &o);
+    tctx_run(&t);
+    CHECK_EQ(q1.dones, 1);
+    CHECK_EQ(q2.dones, 1);
+    CHECK_EQ(q1.status, 200);
+    check_body(&q1, "hello");
+    check_body(&q2, "hello");
+    CHECK(q2.reused);
+    CHECK_EQ(t.accepts, 1);
+    CHECK_STREQ(t.seen[0].target, "/secure");
+    /* The default port of https is left out of Host only when it is 443. */
+    char host[64];
+    snprintf(host, sizeof(host), "Host: 127.0.0.1:%u\n", (unsigned)t.port);
+    CHECK_CONTAINS(t.seen[0].headers, host);
+    ptc_buf_dispose(&q1.body);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+static void test_keepalive_reuse_https(void)
+{
+    run_keepalive(true);
+}
+
+/* POST with a body given up front, then one streamed with a known length. */
+static void post_second(rq_t *q)
+{
+    rq_t *q2 = q->arg;
+    ptc_http_client_req_opts_t o = rq_opts(q2, "PUT", "/stream");
+    o.body_mode = PTC_HTTP_CLIENT_BODY_LENGTH;
+    o.content_length = 10000;
+    rq_start(q2, &o);
+    uint8_t piece[1000];
+    for (int i = 0; i < 10; i++) {
+        memset(piece, 'a' + i, sizeof(piece));
+        CHECK_OK(ptc_http_client_req_write(q2->req, piece, sizeof(piece)));
+        if (i < 9) {
+            CHECK_EQ(ptc_http_client_req_end(q2->req), PTC_ESTATE); /* bytes missing */
+        }
+    }
+    CHECK_EQ(ptc_http_client_req_write(q2->req, "x", 1), PTC_ESTATE); /* complete */
+    CHECK_OK(ptc_http_client_req_end(q2->req));
+}
+
+static void test_post_length(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_echo_body, false, NULL);
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, post_second);
+    rq_init(&q2, &t, then_shutdown);
+    q1.arg = &q2;
+    ptc_http_client_req_opts_t o = rq_opts(&q1, "POST", "/form");
+    ptc_http_header_t hdrs[] = {
+        {ptc_slice_str("Content-Type"), ptc_slice_str("application/x-www-form-urlencoded")}};
+    o.headers = hdrs;
+    o.header_cnt = 1;
+    o.body = ptc_slice_str("a=1&b=2");
+    rq_start(&q1, &o);
+    /* A body given up front is complete: nothing may be added. */
+    CHECK_EQ(ptc_http_client_req_write(q1.req, "x", 1), PTC_ESTATE);
+    CHECK_EQ(ptc_http_client_req_end(q1.req), PTC_ESTATE);
+    tctx_run(&t);
+    CHECK_EQ(q1.dones, 1);
+    CHECK_EQ(q2.dones, 1);
+    check_body(&q1, "a=1&b=2");
+    CHECK_STREQ(t.seen[0].method, "POST");
+    CHECK_CONTAINS(t.seen[0].headers, "Content-Length: 7\n");
+    CHECK_EQ(t.seen[0].framing, PTC_HTTP_BODY_LENGTH);
+    CHECK_STREQ(t.seen[1].method, "PUT");
+    CHECK_CONTAINS(t.seen[1].headers, "Content-Length: 10000\n");
+    CHECK_EQ(t.seen[1].body.len, 10000);
+    CHECK_EQ(q2.body.len, 10000);
+    for (size_t i = 0; i < 10000; i++) {
+        if (ptc_buf_data(&t.seen[1].body)[i] != 'a' + i / 1000) {
+            CHECK_EQ(i, -1);
+        }
+    }
+    CHECK(q2.reused);
+    CHECK_EQ(t.accepts, 1);
+    ptc_buf_dispose(&q1.body);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+/* ---- a chunked request body streamed with back-pressure ---- */
+
+#define UPLOAD_SIZE (4u * 1024 * 1024)
+#define UPLOAD_PIECE (64u * 1024)
+
+typedef struct upload {
+    rq_t q;
+    size_t sent;
+    int full_stops;
+    bool ended;
+} upload_t;
+
+static uint8_t pattern_byte(size_t i)
+{
+    return (uint8_t)((i * 7 + i / 4093) & 0xff);
+}
+
+static void upload_pump(upload_t *u)
+{
+    uint8_t piece[UPLOAD_PIECE];
+    while (u->sent < UPLOAD_SIZE) {
+        if (ptc_http_client_req_is_full(u->q.req)) {
+            u->full_stops++;
+            return; /* on_drain resumes */
+        }
+        for (size_t i = 0; i < UPLOAD_PIECE; i++) {
+            piece[i] = pattern_byte(u->sent + i);
+        }
+        CHECK_OK(ptc_http_client_req_write(u->q.req, piece, UPLOAD_PIECE));
+        u->sent += UPLOAD_PIECE;
+    }
+    if (u->ended) {
+        return; /* a drain after the last piece */
+    }
+    u->ended = true;
+    CHECK_OK(ptc_http_client_req_end(u->q.req));
+    CHECK_EQ(ptc_http_client_req_end(u->q.req), PTC_ESTATE);
+    CHECK_EQ(ptc_http_client_req_write(u->q.req, "x", 1), PTC_ESTATE);
+}
+
+static void upload_on_drain(ptc_http_client_req_t *r)
+{
+    upload_t *u = ptc_http_client_req_data(r);
+    u->q.drains++;
+    CHECK(!ptc_http_client_req_is_full(r));
+    upload_pump(u);
+}
+
+static void h_count_body(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    char len[32];
+    int n = snprintf(len, sizeof(len), "%zu", r->body_len);
+    ptc_httpsrv_respond(c, 201, NULL, len, (size_t)n);
+}
+
+static void run_chunked_upload(bool https)
+{
+    tctx_t t;
+    tctx_init(&t, h_count_body, https, NULL);
+    upload_t u;
+    memset(&u, 0, sizeof(u));
+    rq_init(&u.q, &t, then_shutdown);
+    ptc_http_client_req_opts_t o = rq_opts(&u.q, "POST", "/upload");
+    o.https = https;
+    o.server_name = "localhost";
+    o.body_mode = PTC_HTTP_CLIENT_BODY_CHUNKED;
+    o.on_drain = upload_on_drain;
+    o.data = &u; /* rq_t is the first member */
+    rq_start(&u.q, &o);
+    upload_pump(&u);
+    tctx_run(&t);
+    CHECK_EQ(u.q.dones, 1);
+    CHECK_EQ(u.q.errors, 0);
+    CHECK_EQ(u.q.status, 201);
+    char want[32];
+    snprintf(want, sizeof(want), "%u", UPLOAD_SIZE);
+    check_body(&u.q, want);
+    CHECK_GE(u.full_stops, 1);
+    CHECK_GE(u.q.drains, u.full_stops);
+    CHECK_EQ(t.seen[0].framing, PTC_HTTP_BODY_CHUNKED);
+    CHECK_CONTAINS(t.seen[0].headers, "Transfer-Encoding: chunked\n");
+    CHECK_EQ(t.seen[0].body.len, UPLOAD_SIZE);
+    const uint8_t *b = ptc_buf_data(&t.seen[0].body);
+    for (size_t i = 0; i < UPLOAD_SIZE; i++) {
+        if (b[i] != pattern_byte(i)) {
+            CHECK_EQ(i, -1);
+        }
+    }
+    ptc_buf_dispose(&u.q.body);
+    tctx_dispose_seen(&t);
+}
+
+static void test_post_chunked_streamed(void)
+{
+    run_chunked_upload(false);
+}
+
+static void test_post_chunked_streamed_https(void)
+{
+    run_chunked_upload(true);
+}
+
+/* ---- responses ---- */
+
+static void h_chunked(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    (void)r;
+    static const char resp[] =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nX-Trailer: t\r\n\r\n";
+    ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+}
+
+static void chunked_again(rq_t *q)
+{
+    rq_get(q->arg, "/again");
+}
+
+static void test_chunked_response(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_chunked, false, NULL);
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, chunked_again);
+    rq_init(&q2, &t, then_shutdown);
+    q1.arg = &q2;
+    rq_get(&q1, "/chunked");
+    tctx_run(&t);
+    CHECK_EQ(q1.dones, 1);
+    CHECK_EQ(q2.dones, 1);
+    check_body(&q1, "hello world!");
+    check_body(&q2, "hello world!");
+    CHECK(q2.reused); /* the trailer ended the first response exactly */
+    CHECK_EQ(t.accepts, 1);
+    ptc_buf_dispose(&q1.body);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+/* HEAD, 204 and 304 have no body whatever their headers say; the connection stays usable. */
+static void h_nobody(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    const char *resp;
+    if (strcmp(r->target, "/204") == 0) {
+        resp = "HTTP/1.1 204 No Content\r\nX-Test: 204\r\n\r\n";
+    } else if (strcmp(r->target, "/304") == 0) {
+        resp = "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\nContent-Length: 10\r\n\r\n";
+    } else if (strcmp(r->method, "HEAD") == 0) {
+        resp = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+    } else {
+        resp = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nend";
+    }
+    ptc_httpsrv_write(c, resp, strlen(resp));
+}
+
+typedef struct nobody {
+    rq_t q[4];
+} nobody_t;
+
+static void nobody_next(rq_t *q)
+{
+    nobody_t *n = q->arg;
+    size_t i = (size_t)(q - n->q);
+    static const char *const methods[] = {"HEAD", "GET", "GET", "GET"};
+    static const char *const targets[] = {"/len", "/204", "/304", "/last"};
+    if (i + 1 < 4) {
+        ptc_http_client_req_opts_t o = rq_opts(&n->q[i + 1], methods[i + 1], targets[i + 1]);
+        rq_start(&n->q[i + 1], &o);
+    } else {
+        tctx_shutdown(q->t);
+    }
+}
+
+static void test_head_204_304(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_nobody, false, NULL);
+    nobody_t n;
+    for (int i = 0; i < 4; i++) {
+        rq_init(&n.q[i], &t, nobody_next);
+        n.q[i].arg = &n;
+    }
+    ptc_http_client_req_opts_t o = rq_opts(&n.q[0], "HEAD", "/len");
+    rq_start(&n.q[0], &o);
+    tctx_run(&t);
+    static const int status[] = {200, 204, 304, 200};
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(n.q[i].dones, 1);
+        CHECK_EQ(n.q[i].errors, 0);
+        CHECK_EQ(n.q[i].status, status[i]);
+        CHECK_EQ(n.q[i].body_cbs, i == 3 ? 1 : 0);
+        CHECK(n.q[i].reused == (i > 0));
+        ptc_buf_dispose(&n.q[i].body);
+    }
+    CHECK_STREQ(n.q[1].hdr, "204");
+    CHECK_EQ(t.accepts, 1);
+    CHECK_STREQ(t.seen[0].method, "HEAD");
+    tctx_dispose_seen(&t);
+}
+
+/* ---- a large response streamed with pause and resume ---- */
+
+typedef struct big {
+    rq_t q;
+    size_t got;
+    size_t total;
+    bool paused;
+    int while_paused;
+    int pauses;
+    int bad_at;
+    uv_timer_t resume;
+} big_t;
+
+static void h_big(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    big_t *b = t->arg;
+    (void)r;
+    uint8_t *body = ptc_xmalloc(b->total);
+    for (size_t i = 0; i < b->total; i++) {
+        body[i] = pattern_byte(i);
+    }
+    ptc_httpsrv_respond(c, 200, NULL, body, b->total);
+    free(body);
+}
+
+static void big_resume(uv_timer_t *timer)
+{
+    big_t *b = timer->data;
+    b->paused = false;
+    ptc_http_client_req_resume(b->q.req);
+    ptc_http_client_req_resume(b->q.req); /* idempotent */
+}
+
+static void big_on_body(ptc_http_client_req_t *r, ptc_slice_t data)
+{
+    big_t *b = ptc_http_client_req_data(r);
+    if (b->paused) {
+        b->while_paused++;
+    }
+    for (size_t i = 0; i < data.len; i++) {
+        if (data.ptr[i] != pattern_byte(b->got + i) && b->bad_at < 0) {
+            b->bad_at = (int)(b->got + i);
+        }
+    }
+    b->got += data.len;
+    b->q.body_cbs++;
+    if (b->got < b->total) {
+        /* Stop after every piece; resume from a timer (1 ms, then 0 ms). */
+        b->paused = true;
+        b->pauses++;
+        ptc_http_client_req_pause(r);
+        ptc_http_client_req_pause(r); /* idempotent */
+        CHECK_OK(uv_timer_start(&b->resume, big_resume, b->pauses % 2, 0));
+    }
+}
+
+static void big_done(rq_t *q)
+{
+    big_t *b = (big_t *)q;
+    uv_close((uv_handle_t *)&b->resume, on_timer_closed);
+    tctx_shutdown(q->t);
+}
+
+static void run_big(bool https, size_t total)
+{
+    tctx_t t;
+    big_t b;
+    memset(&b, 0, sizeof(b));
+    b.total = total;
+    b.bad_at = -1;
+    tctx_init(&t, h_big, https, NULL);
+    t.arg = &b;
+    CHECK_OK(uv_timer_init(&t.loop, &b.resume));
+    b.resume.data = &b;
+    rq_init(&b.q, &t, big_done);
+    ptc_http_client_req_opts_t o = rq_opts(&b.q, "GET", "/big");
+    o.https = https;
+    o.server_name = "localhost";
+    o.on_body = big_on_body;
+    o.data = &b;
+    rq_start(&b.q, &o);
+    tctx_run(&t);
+    CHECK_EQ(b.q.dones, 1);
+    CHECK_EQ(b.q.errors, 0);
+    CHECK_UEQ(b.got, total);
+    CHECK_EQ(b.bad_at, -1);
+    CHECK_EQ(b.while_paused, 0);
+    CHECK_GE(b.pauses, 8);
+    CHECK_EQ(t.stats.idle, 1);
+    tctx_dispose_seen(&t);
+}
+
+static void test_large_pause_resume(void)
+{
+    run_big(false, 8u * 1024 * 1024);
+}
+
+static void test_large_pause_resume_https(void)
+{
+    run_big(true, 2u * 1024 * 1024);
+}
+
+/* ---- TLS validation ---- */
+
+static void run_tls_fail(const char *server_name, ptc_tls_config_t *cfg, int want,
+                         const char *want_detail)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, true, NULL);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    ptc_http_client_req_opts_t o = rq_opts(&q, "GET", "/");
+    o.https = true;
+    o.server_name = server_name;
+    o.tls = cfg;
+    rq_start(&q, &o);
+    tctx_run(&t);
+    CHECK_EQ(q.dones, 0);
+    CHECK_EQ(q.heads, 0);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, want);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_TLS);
+    CHECK_CONTAINS(q.detail, "TLS handshake");
+    CHECK_CONTAINS(q.detail, want_detail);
+    CHECK_EQ(t.seen_cnt, 0);
+    CHECK_EQ(t.stats.idle, 0);
+    ptc_tls_config_unref(cfg);
+}
+
+static void test_https_wrong_name(void)
+{
+    run_tls_fail("wrong.example.com", NULL, PTC_ECERTNAME, "wrong.example.com");
+}
+
+static ptc_tls_config_t *config_trusting(const char *ca_pem, const uint8_t *pin)
+{
+    ptc_tls_client_opts_t o = {.ca_pem = ca_pem, .ca_pem_len = strlen(ca_pem)};
+    if (pin != NULL) {
+        o.has_pin = true;
+        memcpy(o.pin_sha256, pin, PTC_TLS_SHA256_LEN);
+    }
+    ptc_tls_config_t *cfg = NULL;
+    ptc_tls_err_t err;
+    CHECK_OK(ptc_tls_client_config_new(&o, &cfg, &err));
+    return cfg;
+}
+
+static void test_https_untrusted_ca(void)
+{
+    ptc_certgen_cert_t other;
+    ptc_certgen_ca(NULL, "Somebody Else", &other);
+    ptc_tls_config_t *cfg = config_trusting(other.cert_pem, NULL);
+    ptc_certgen_dispose(&other);
+    run_tls_fail("localhost", cfg, PTC_ECERT, "localhost");
+}
+
+static void test_https_pin_mismatch(void)
+{
+    ptc_certgen_cert_t other;
+    ptc_certgen_ca(NULL, "Pin Source", &other);
+    /* Trusted chain (the test's CA is set below), but a pin of another key. */
+    tctx_t t;
+    tctx_init(&t, h_hello, true, NULL);
+    ptc_tls_config_t *bad = config_trusting(t.ca.cert_pem, other.spki_sha256);
+    ptc_tls_config_t *good = config_trusting(t.ca.cert_pem, t.leaf.spki_sha256);
+    ptc_certgen_dispose(&other);
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, NULL);
+    rq_init(&q2, &t, NULL);
+    ptc_http_client_req_opts_t o = rq_opts(&q1, "GET", "/pinned");
+    o.https = true;
+    o.server_name = "localhost";
+    o.tls = bad;
+    rq_start(&q1, &o);
+    o = rq_opts(&q2, "GET", "/pinned");
+    o.https = true;
+    o.server_name = "localhost";
+    o.tls = good;
+    rq_start(&q2, &o);
+    ptc_tls_config_unref(bad); /* the client's origins hold their own references */
+    ptc_tls_config_unref(good);
+    /* Both run at once; shut down when both ended. */
+    while (q1.dones + q1.errors == 0 || q2.dones + q2.errors == 0) {
+        CHECK_EQ(uv_run(&t.loop, UV_RUN_ONCE) >= 0, 1);
+    }
+    tctx_shutdown(&t);
+    tctx_run(&t);
+    CHECK_EQ(q1.errors, 1);
+    CHECK_EQ(q1.err, PTC_EPIN);
+    CHECK_EQ(q1.phase, PTC_HTTP_CLIENT_PHASE_TLS);
+    CHECK_EQ(q2.dones, 1);
+    check_body(&q2, "hello");
+    CHECK_EQ(t.seen_cnt, 1);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+/* A self-signed server certificate: refused when validating, accepted with no_verify. */
+static void selfsigned_then(rq_t *q)
+{
+    rq_t *q2 = q->arg;
+    ptc_http_client_req_opts_t o = rq_opts(q2, "GET", "/noverify");
+    o.https = true;
+    o.no_verify = true;
+    rq_start(q2, &o);
+}
+
+static void test_https_no_verify(void)
+{
+    tctx_t t;
+    memset(&t, 0, sizeof(t));
+    CHECK_OK(uv_loop_init(&t.loop));
+    t.handler = h_hello;
+    /* certgen's certificates are either CAs (no digitalSignature: no use for a server) or
+     * signed by one, so the self-signed server certificate comes from the openssl CLI. */
+    const char *dir = ptc_test_tmpdir();
+    char cmd[2048];
+    char crt[512];
+    char key[512];
+    snprintf(crt, sizeof(crt), "%s/self.crt", dir);
+    snprintf(key, sizeof(key), "%s/self.key", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost "
+             "-addext keyUsage=digitalSignature -keyout %s -out %s >/dev/null 2>&1",
+             key, crt);
+    CHECK_EQ(system(cmd), 0);
+    ptc_tls_certs_t *certs = ptc_tls_certs_new();
+    ptc_tls_err_t err;
+    CHECK_OK(ptc_tls_certs_add_files(certs, crt, key, true, &err));
+    ptc_tls_server_opts_t so = {.certs = certs};
+    CHECK_OK(ptc_tls_server_config_new(&so, &t.srv_tls, &err));
+    ptc_tls_certs_unref(certs);
+    ptc_httpsrv_opts_t hs = {.tls = t.srv_tls, .on_request = srv_on_request, .data = &t};
+    t.srv = ptc_httpsrv_start(&t.loop, &hs);
+    t.port = ptc_httpsrv_port(t.srv);
+    /* The client validates against a CA bundle that does not hold this certificate. */
+    ptc_certgen_cert_t other;
+    ptc_certgen_ca(ptc_test_tmpdir(), "Bundle", &other);
+    ptc_http_client_opts_t co = {.ca_file = other.cert_path};
+    CHECK_OK(ptc_http_client_new(&t.loop, &co, &t.client));
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, selfsigned_then);
+    rq_init(&q2, &t, then_shutdown);
+    q1.arg = &q2;
+    ptc_http_client_req_opts_t o = rq_opts(&q1, "GET", "/verify");
+    o.https = true;
+    rq_start(&q1, &o);
+    tctx_run(&t);
+    ptc_certgen_dispose(&other);
+    CHECK_EQ(q1.errors, 1);
+    CHECK_EQ(q1.err, PTC_ECERT);
+    CHECK_EQ(q2.dones, 1);
+    CHECK_EQ(q2.errors, 0);
+    check_body(&q2, "hello");
+    CHECK_EQ(t.seen_cnt, 1);
+    CHECK_STREQ(t.seen[0].target, "/noverify");
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+/* ---- connection errors ---- */
+
+static void run_dial_error(const char *host, uint16_t port, const ptc_http_client_opts_t *co,
+                           int want, const char *want_detail)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, false, co);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    ptc_http_client_req_opts_t o = rq_opts(&q, "GET", "/");
+    o.host = host;
+    o.port = port;
+    rq_start(&q, &o);
+    tctx_run(&t);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.dones, 0);
+    CHECK_EQ(q.err, want);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_CONNECT);
+    CHECK_CONTAINS(q.detail, want_detail);
+    CHECK_EQ(t.stats.idle, 0);
+    CHECK_EQ(t.stats.connects, 1);
+    CHECK_EQ(t.seen_cnt, 0);
+    tctx_dispose_seen(&t);
+}
+
+static void test_connection_refused(void)
+{
+    run_dial_error("127.0.0.1", ptc_test_closed_port(), NULL, UV_ECONNREFUSED, "127.0.0.1");
+}
+
+static void test_dns_failure(void)
+{
+    run_dial_error("nonexistent.invalid", 80, NULL, PTC_EDNS, "nonexistent.invalid");
+}
+
+static void test_connect_timeout(void)
+{
+    uint16_t port;
+    int filler;
+    int lfd = ptc_test_blackhole(&port, &filler);
+    ptc_http_client_opts_t co = {.connect_timeout_ms = 200};
+    uint64_t t0 = uv_hrtime();
+    run_dial_error("127.0.0.1", port, &co, PTC_ETIMEOUT, "timed out after 200 ms");
+    CHECK_GE((uv_hrtime() - t0) / 1000000, 150);
+    close(filler);
+    close(lfd);
+}
+
+/* A server that accepts and reads but never answers. */
+static void test_head_timeout(void)
+{
+    ptc_http_client_opts_t co = {.head_timeout_ms = 5000};
+    tctx_t t;
+    tctx_init(&t, NULL, false, &co);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    ptc_http_client_req_opts_t o = rq_opts(&q, "GET", "/silent");
+    o.head_timeout_ms = 200; /* the request's own overrides the client's */
+    uint64_t t0 = uv_hrtime();
+    rq_start(&q, &o);
+    tctx_run(&t);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000;
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, PTC_ETIMEOUT);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_HEAD);
+    CHECK_CONTAINS(q.detail, "no response head");
+    CHECK_CONTAINS(q.detail, "200 ms");
+    CHECK_GE(ms, 150);
+    CHECK_LT(ms, 4000);
+    CHECK_EQ(t.seen_cnt, 1);
+    tctx_dispose_seen(&t);
+}
+
+/* The body stops and the connection stays silent: the idle timeout ends it. */
+static void h_partial(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    (void)r;
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789";
+    ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+}
+
+static void test_body_idle_timeout(void)
+{
+    ptc_http_client_opts_t co = {.idle_timeout_ms = 200};
+    tctx_t t;
+    tctx_init(&t, h_partial, false, &co);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    rq_get(&q, "/partial");
+    tctx_run(&t);
+    CHECK_EQ(q.heads, 1);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, PTC_ETIMEOUT);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_BODY);
+    CHECK_CONTAINS(q.detail, "idle");
+    check_body(&q, "0123456789");
+    ptc_buf_dispose(&q.body);
+    tctx_dispose_seen(&t);
+}
+
+static void h_partial_close(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    h_partial(t, c, r);
+    ptc_httpsrv_end(c);
+}
+
+static void test_server_closes_mid_body(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_partial_close, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    rq_get(&q, "/partial");
+    tctx_run(&t);
+    CHECK_EQ(q.heads, 1);
+    CHECK_EQ(q.status, 200);
+    CHECK_EQ(q.dones, 0);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, UV_EOF);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_BODY);
+    CHECK_CONTAINS(q.detail, "closed the connection");
+    check_body(&q, "0123456789");
+    CHECK_EQ(t.stats.idle, 0);
+    ptc_buf_dispose(&q.body);
+    tctx_dispose_seen(&t);
+}
+
+static void h_malformed(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    (void)r;
+    static const char resp[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
+    ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+}
+
+static void test_malformed_response(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_malformed, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    rq_get(&q, "/bad");
+    tctx_run(&t);
+    CHECK_EQ(q.heads, 0);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, PTC_EHTTP);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_HEAD);
+    CHECK_CONTAINS(q.detail, "duplicate Content-Length");
+    CHECK_EQ(t.stats.idle, 0);
+    tctx_dispose_seen(&t);
+}
+
+/* A 101 to a request that did not ask for a protocol switch (no on_upgrade). */
+static void h_switch(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    (void)r;
+    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+                               "Upgrade: echo\r\n\r\n";
+    ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+}
+
+static void test_unexpected_switch(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_switch, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    rq_get(&q, "/x");
+    tctx_run(&t);
+    CHECK_EQ(q.heads, 0);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, PTC_EHTTP);
+    CHECK_CONTAINS(q.detail, "protocol switch");
+    tctx_dispose_seen(&t);
+}
+
+/* ---- connection reuse rules ---- */
+
+static void h_rules(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    if (strcmp(r->target, "/http10") == 0) {
+        static const char resp[] = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+    } else if (strcmp(r->target, "/http10ka") == 0) {
+        static const char resp[] =
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nka";
+        ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+    } else if (strcmp(r->target, "/close") == 0) {
+        static const char resp[] =
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n"
+            "cl";
+        ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+    } else if (strcmp(r->target, "/eof") == 0) {
+        static const char resp[] = "HTTP/1.1 200 OK\r\n\r\nuntil the end";
+        ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+        ptc_httpsrv_end(c);
+    } else {
+        ptc_httpsrv_respond(c, 200, NULL, "plain", 5);
+    }
+}
+
+typedef struct rules {
+    rq_t q[7];
+} rules_t;
+
+static const char *const rule_targets[] = {"/http10",   "/close",    "/eof", "/reqclose",
+                                           "/http10ka", "/http10ka", "/last"};
+
+static void rules_next(rq_t *q)
+{
+    rules_t *ru = q->arg;
+    size_t i = (size_t)(q - ru->q) + 1;
+    if (i == 7) {
+        tctx_shutdown(q->t);
+        return;
+    }
+    ptc_http_client_req_opts_t o = rq_opts(&ru->q[i], "GET", rule_targets[i]);
+    ptc_http_header_t close_hdr = {ptc_slice_str("Connection"), ptc_slice_str("close")};
+    if (i == 3) {
+        o.headers = &close_hdr;
+        o.header_cnt = 1;
+    }
+    rq_start(&ru->q[i], &o);
+}
+
+static void test_reuse_rules(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_rules, false, NULL);
+    rules_t ru;
+    for (int i = 0; i < 7; i++) {
+        rq_init(&ru.q[i], &t, rules_next);
+        ru.q[i].arg = &ru;
+    }
+    rq_get(&ru.q[0], rule_targets[0]);
+    tctx_run(&t);
+    static const char *const bodies[] = {"ok", "cl", "until the end", "plain", "ka", "ka", "plain"};
+    /* Only the HTTP/1.0 keep-alive answer leaves its connection reusable. */
+    static const bool reused[] = {false, false, false, false, false, true, true};
+    for (int i = 0; i < 7; i++) {
+        CHECK_EQ(ru.q[i].dones, 1);
+        check_body(&ru.q[i], bodies[i]);
+        CHECK(ru.q[i].reused == reused[i]);
+        ptc_buf_dispose(&ru.q[i].body);
+    }
+    CHECK_EQ(t.accepts, 5);
+    CHECK_EQ(t.stats.reuses, 2);
+    tctx_dispose_seen(&t);
+}
+
+/* ---- the pool ---- */
+
+/* Answers, then closes the connection: the client must notice while it is pooled. */
+static void h_then_close(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    h_hello(t, c, r);
+    if (strcmp(r->target, "/first") == 0) {
+        ptc_httpsrv_end(c);
+    }
+}
+
+static void pool_tick(tctx_t *t)
+{
+    ptc_http_client_stats_t st;
+    ptc_http_client_get_stats(t->client, &st);
+    if (st.conns != 0) {
+        return;
+    }
+    uv_timer_stop(&t->timer);
+    rq_get(t->arg, "/second");
+}
+
+static void pool_first_done(rq_t *q)
+{
+    ptc_http_client_stats_t st;
+    ptc_http_client_get_stats(q->t->client, &st);
+    CHECK_EQ(st.idle, 1); /* pooled: the response did not say close */
+    tctx_every(q->t, 5, pool_tick);
+}
+
+static void test_pool_server_closes_idle(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_then_close, false, NULL);
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, pool_first_done);
+    rq_init(&q2, &t, then_shutdown);
+    t.arg = &q2;
+    rq_get(&q1, "/first");
+    tctx_run(&t);
+    CHECK_EQ(q1.dones, 1);
+    CHECK_EQ(q2.dones, 1);
+    CHECK_EQ(q2.errors, 0);
+    CHECK(!q2.reused);
+    check_body(&q2, "hello");
+    CHECK_EQ(t.accepts, 2);
+    CHECK_EQ(t.stats.retries, 0);
+    CHECK_EQ(t.stats.connects, 2);
+    ptc_buf_dispose(&q1.body);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+/* Two requests at once need two connections; only max_idle_per_origin of them are kept. */
+static void max_idle_then(rq_t *q)
+{
+    rq_t *other = q->arg;
+    if (other->dones + other->errors > 0) {
+        tctx_shutdown(q->t);
+    }
+}
+
+static void test_pool_max_idle(void)
+{
+    ptc_http_client_opts_t co = {.max_idle_per_origin = 1};
+    tctx_t t;
+    tctx_init(&t, h_hello, false, &co);
+    rq_t q1;
+    rq_t q2;
+    rq_init(&q1, &t, max_idle_then);
+    rq_init(&q2, &t, max_idle_then);
+    q1.arg = &q2;
+    q2.arg = &q1;
+    rq_get(&q1, "/a");
+    rq_get(&q2, "/b");
+    tctx_run(&t);
+    CHECK_EQ(q1.dones, 1);
+    CHECK_EQ(q2.dones, 1);
+    CHECK_EQ(t.accepts, 2);
+    CHECK_EQ(t.stats.connects, 2);
+    CHECK_EQ(t.stats.idle, 1);
+    ptc_buf_dispose(&q1.body);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+/* The second request on each connection is dropped unanswered (the server closes it as the
+ * request arrives: the race a pooled connection can lose). */
+static void h_drop_second(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    unsigned on_conn = 0;
+    for (size_t i = 0; i < t->seen_cnt; i++) {
+        on_conn += t->seen[i].conn_no == r->conn_no ? 1 : 0;
+    }
+    if (on_conn == 2) {
+        ptc_httpsrv_abort(c);
+        return;
+    }
+    h_echo_body(t, c, r);
+}
+
+typedef struct retry {
+    rq_t q[3];
+} retry_t;
+
+static void retry_next(rq_t *q)
+{
+    retry_t *rt = q->arg;
+    size_t i = (size_t)(q - rt->q) + 1;
+    if (i == 3) {
+        tctx_shutdown(q->t);
+        return;
+    }
+    ptc_http_client_req_opts_t o;
+    if (i == 1) {
+        o = rq_opts(&rt->q[1], "GET", "/again");
+    } else {
+        o = rq_opts(&rt->q[2], "POST", "/not-idempotent");
+        o.body = ptc_slice_str("data");
+    }
+    rq_start(&rt->q[i], &o);
+}
+
+static void test_retry_on_reused_connection(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_drop_second, false, NULL);
+    retry_t rt;
+    for (int i = 0; i < 3; i++) {
+        rq_init(&rt.q[i], &t, retry_next);
+        rt.q[i].arg = &rt;
+    }
+    rq_get(&rt.q[0], "/first");
+    tctx_run(&t);
+    CHECK_EQ(rt.q[0].dones, 1);
+    /* The GET was lost on the reused connection and sent again on a new one. */
+    CHECK_EQ(rt.q[1].dones, 1);
+    CHECK_EQ(rt.q[1].errors, 0);
+    CHECK(!rt.q[1].reused);
+    /* The POST is not sent twice. */
+    CHECK_EQ(rt.q[2].dones, 0);
+    CHECK_EQ(rt.q[2].errors, 1);
+    CHECK(rt.q[2].err == UV_EOF || rt.q[2].err == UV_ECONNRESET);
+    CHECK_EQ(rt.q[2].phase, PTC_HTTP_CLIENT_PHASE_HEAD);
+    CHECK_CONTAINS(rt.q[2].detail, "before responding");
+    CHECK_EQ(t.stats.retries, 1);
+    CHECK_EQ(t.accepts, 2);
+    CHECK_EQ(t.seen_cnt, 4);
+    CHECK_STREQ(t.seen[2].target, "/again");
+    CHECK_EQ(t.seen[2].conn_no, 2);
+    CHECK_STREQ(t.seen[3].method, "POST");
+    for (int i = 0; i < 3; i++) {
+        ptc_buf_dispose(&rt.q[i].body);
+    }
+    tctx_dispose_seen(&t);
+}
+
+/* ---- Expect: 100-continue ---- */
+
+static void h_continue_head(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    if (strcmp(r->target, "/with100") == 0 && strstr(r->headers, "expect: 100-continue\n")) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ptc_httpsrv_write(c, cont, sizeof(cont) - 1);
+    }
+}
+
+typedef struct expect {
+    rq_t q[2];
+    uint64_t t0[2];
+    uint64_t ms[2];
+} expect_t;
+
+static void expect_next(rq_t *q)
+{
+    expect_t *e = q->arg;
+    size_t i = (size_t)(q - e->q);
+    e->ms[i] = (uv_hrtime() - e->t0[i]) / 1000000;
+    if (i == 1) {
+        tctx_shutdown(q->t);
+        return;
+    }
+    ptc_http_client_req_opts_t o = rq_opts(&e->q[1], "PUT", "/no100");
+    o.expect_continue = true;
+    o.body_mode = PTC_HTTP_CLIENT_BODY_LENGTH;
+    o.content_length = 6;
+    e->t0[1] = uv_hrtime();
+    rq_start(&e->q[1], &o);
+    CHECK_OK(ptc_http_client_req_write(e->q[1].req, "second", 6));
+}
+
+static void test_expect_continue(void)
+{
+    ptc_http_client_opts_t co = {.expect_timeout_ms = 400};
+    tctx_t t;
+    tctx_init(&t, h_echo_body, false, &co);
+    t.head_handler = h_continue_head;
+    expect_t e;
+    memset(&e, 0, sizeof(e));
+    for (int i = 0; i < 2; i++) {
+        rq_init(&e.q[i], &t, expect_next);
+        e.q[i].arg = &e;
+    }
+    ptc_http_client_req_opts_t o = rq_opts(&e.q[0], "POST", "/with100");
+    /* A forwarded Expect header works as the flag does. */
+    ptc_http_header_t expect_hdr = {ptc_slice_str("expect"), ptc_slice_str("100-continue")};
+    o.headers = &expect_hdr;
+    o.header_cnt = 1;
+    o.body = ptc_slice_str("first");
+    e.t0[0] = uv_hrtime();
+    rq_start(&e.q[0], &o);
+    tctx_run(&t);
+    CHECK_EQ(e.q[0].dones, 1);
+    CHECK_EQ(e.q[0].status, 200); /* the 100 is not reported as a head */
+    CHECK_EQ(e.q[0].heads, 1);
+    check_body(&e.q[0], "first");
+    CHECK_LT(e.ms[0], 350);
+    /* Without a 100 the body goes after the expect timeout. */
+    CHECK_EQ(e.q[1].dones, 1);
+    check_body(&e.q[1], "second");
+    CHECK_GE(e.ms[1], 350);
+    CHECK_CONTAINS(t.seen[0].headers, "expect: 100-continue\n");
+    CHECK(strstr(t.seen[0].headers, "Expect:") == NULL); /* not twice */
+    CHECK_CONTAINS(t.seen[1].headers, "Expect: 100-continue\n");
+    for (int i = 0; i < 2; i++) {
+        ptc_buf_dispose(&e.q[i].body);
+    }
+    tctx_dispose_seen(&t);
+}
+
+/* ---- upgrade to a raw pipe ---- */
+
+static void h_upgrade(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    (void)r;
+    /* The head and the first bytes of the new protocol in one write. */
+    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                               "Upgrade: echo\r\n\r\nHELLO";
+    ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+    ptc_httpsrv_echo(c);
+}
+
+typedef struct up {
+    rq_t q;
+    ptc_http_client_pipe_t *pipe;
+    ptc_buf_t got;
+    int reads;
+    int closes;
+    int drains;
+    int status;
+    bool sent;
+} up_t;
+
+static void up_on_read(ptc_http_client_pipe_t *p, int status, ptc_slice_t data)
+{
+    up_t *u = ptc_http_client_pipe_data(p);
+    u->reads++;
+    if (status != 0) {
+        u->status = status;
+        return;
+    }
+    ptc_buf_append(&u->got, data.ptr, data.len);
+    if (!u->sent && u->got.len >= 5) {
+        /* The bytes after the head came first. */
+        CHECK_MEMEQ(ptc_buf_data(&u->got), "HELLO", 5);
+        u->sent = true;
+        CHECK_OK(ptc_http_client_pipe_write(p, "ping", 4));
+        CHECK(!ptc_http_client_pipe_is_full(p));
+    }
+    if (u->got.len == 9) {
+        CHECK_MEMEQ(ptc_buf_data(&u->got), "HELLOping", 9);
+        ptc_http_client_pipe_shutdown(p);
+        CHECK_EQ(ptc_http_client_pipe_write(p, "x", 1), PTC_ECLOSED);
+    }
+}
+
+static void up_on_close(ptc_http_client_pipe_t *p)
+{
+    up_t *u = ptc_http_client_pipe_data(p);
+    u->closes++;
+    tctx_shutdown(u->q.t);
+}
+
+static void up_on_upgrade(ptc_http_client_req_t *r, const ptc_http_head_t *h,
+                          ptc_http_client_pipe_t *p)
+{
+    up_t *u = ptc_http_client_req_data(r);
+    u->q.upgrades++;
+    u->q.status = h->status;
+    u->pipe = p;
+    CHECK_EQ(ptc_http_client_req_phase(r), PTC_HTTP_CLIENT_PHASE_DONE);
+    ptc_http_client_pipe_opts_t po = {.on_read = up_on_read, .on_close = up_on_close, .data = u};
+    CHECK_OK(ptc_http_client_pipe_start(p, &po));
+    CHECK_EQ(ptc_http_client_pipe_start(p, &po), PTC_ESTATE);
+    CHECK_EQ(u->reads, 0); /* never from within start */
+}
+
+static void run_upgrade(bool https)
+{
+    tctx_t t;
+    tctx_init(&t, h_upgrade, https, NULL);
+    up_t u;
+    memset(&u, 0, sizeof(u));
+    ptc_buf_init(&u.got);
+    rq_init(&u.q, &t, NULL);
+    ptc_http_client_req_opts_t o = rq_opts(&u.q, "GET", "/ws");
+    ptc_http_header_t hdrs[] = {{ptc_slice_str("Connection"), ptc_slice_str("Upgrade")},
+                                {ptc_slice_str("Upgrade"), ptc_slice_str("echo")}};
+    o.headers = hdrs;
+    o.header_cnt = 2;
+    o.https = https;
+    o.server_name = "localhost";
+    o.on_upgrade = up_on_upgrade;
+    o.data = &u;
+    rq_start(&u.q, &o);
+    tctx_run(&t);
+    CHECK_EQ(u.q.upgrades, 1);
+    CHECK_EQ(u.q.heads, 0);
+    CHECK_EQ(u.q.dones + u.q.errors, 0);
+    CHECK_EQ(u.q.status, 101);
+    CHECK_EQ(u.closes, 1);
+    CHECK_EQ(u.got.len, 9);
+    CHECK_CONTAINS(t.seen[0].headers, "Upgrade: echo\n");
+    ptc_buf_dispose(&u.got);
+    tctx_dispose_seen(&t);
+}
+
+static void test_upgrade_pipe(void)
+{
+    run_upgrade(false);
+}
+
+static void test_upgrade_pipe_https(void)
+{
+    run_upgrade(true);
+}
+
+/* ---- cancel and close ---- */
+
+static void cancel_on_body(ptc_http_client_req_t *r, ptc_slice_t data)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    q->body_cbs++;
+    ptc_buf_append(&q->body, data.ptr, data.len);
+    ptc_http_client_req_cancel(r);
+    ptc_http_client_req_cancel(r); /* idempotent */
+    CHECK_EQ(ptc_http_client_req_write(r, "x", 1), PTC_ECLOSED);
+    CHECK_EQ(q->errors, 0); /* never from within the call */
+}
+
+static void cancel_tick(tctx_t *t)
+{
+    if (ptc_httpsrv_open_conns(t->srv) == 0) {
+        uv_timer_stop(&t->timer);
+        tctx_shutdown(t);
+    }
+}
+
+static void cancel_then(rq_t *q)
+{
+    /* Wait until the server has seen the connection go. */
+    tctx_every(q->t, 5, cancel_tick);
+}
+
+static void test_cancel_mid_response(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_partial, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, cancel_then);
+    ptc_http_client_req_opts_t o = rq_opts(&q, "GET", "/partial");
+    o.on_body = cancel_on_body;
+    rq_start(&q, &o);
+    tctx_run(&t);
+    CHECK_EQ(q.heads, 1);
+    CHECK_EQ(q.body_cbs, 1);
+    CHECK_EQ(q.dones, 0);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, UV_ECANCELED);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_BODY);
+    CHECK_EQ(t.stats.idle, 0);
+    CHECK_EQ(t.stats.conns, 0);
+    ptc_buf_dispose(&q.body);
+    tctx_dispose_seen(&t);
+}
+
+/* A request cancelled while it is still connecting. */
+static void test_cancel_while_connecting(void)
+{
+    uint16_t port;
+    int filler;
+    int lfd = ptc_test_blackhole(&port, &filler);
+    tctx_t t;
+    tctx_init(&t, h_hello, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    ptc_http_client_req_opts_t o = rq_opts(&q, "GET", "/");
+    o.port = port;
+    rq_start(&q, &o);
+    ptc_http_client_req_cancel(q.req);
+    CHECK_EQ(q.errors, 0);
+    tctx_run(&t);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, UV_ECANCELED);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_CONNECT);
+    close(filler);
+    close(lfd);
+    tctx_dispose_seen(&t);
+}
+
+typedef struct inflight {
+    rq_t q[3];
+    int closed;
+    tctx_t *t;
+} inflight_t;
+
+static void inflight_client_closed(void *data)
+{
+    inflight_t *f = data;
+    f->closed++;
+    f->t->client_closed++;
+    ptc_httpsrv_close(f->t->srv);
+}
+
+static void inflight_on_body(ptc_http_client_req_t *r, ptc_slice_t data)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    inflight_t *f = q->arg;
+    q->body_cbs++;
+    ptc_buf_append(&q->body, data.ptr, data.len);
+    ptc_http_client_t *c = q->t->client;
+    ptc_http_client_get_stats(c, &q->t->stats);
+    ptc_http_client_close(c, inflight_client_closed, f);
+    ptc_http_client_close(c, NULL, NULL); /* idempotent */
+    rq_t other;
+    rq_init(&other, q->t, NULL);
+    ptc_http_client_req_opts_t o = rq_opts(&other, "GET", "/late");
+    ptc_http_client_req_t *late = NULL;
+    CHECK_EQ(ptc_http_client_request(c, &o, &late), PTC_ECLOSED);
+    CHECK_NULL(late);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(f->q[i].errors, 0);
+    }
+}
+
+/* "/partial" is answered once "/silent" has arrived too, so that the close finds each
+ * request in a known phase. */
+static void h_inflight(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    if (strcmp(r->target, "/partial") == 0) {
+        if (t->seen_cnt < 2) {
+            t->arg = c;
+            return;
+        }
+        h_partial(t, c, r);
+    } else if (t->arg != NULL) {
+        h_partial(t, t->arg, r);
+    }
+}
+
+static void test_close_client_in_flight(void)
+{
+    uint16_t port;
+    int filler;
+    int lfd = ptc_test_blackhole(&port, &filler);
+    tctx_t t;
+    tctx_init(&t, h_inflight, true, NULL);
+    inflight_t f;
+    memset(&f, 0, sizeof(f));
+    f.t = &t;
+    for (int i = 0; i < 3; i++) {
+        rq_init(&f.q[i], &t, NULL);
+        f.q[i].arg = &f;
+    }
+    /* Connecting (the SYN is dropped), waiting for a head, and reading a body, over TLS. */
+    ptc_http_client_req_opts_t o = rq_opts(&f.q[0], "GET", "/");
+    o.port = port;
+    rq_start(&f.q[0], &o);
+    o = rq_opts(&f.q[1], "GET", "/silent");
+    o.https = true;
+    o.server_name = "localhost";
+    rq_start(&f.q[1], &o);
+    o = rq_opts(&f.q[2], "GET", "/partial");
+    o.https = true;
+    o.server_name = "localhost";
+    o.on_body = inflight_on_body;
+    rq_start(&f.q[2], &o);
+    ptc_test_loop_run(&t.loop, 20000, "close with requests in flight");
+    ptc_test_loop_finish(&t.loop);
+    CHECK_EQ(f.closed, 1);
+    CHECK_EQ(t.stats.requests, 3);
+    static const ptc_http_client_phase_t phases[] = {
+        PTC_HTTP_CLIENT_PHASE_CONNECT, PTC_HTTP_CLIENT_PHASE_HEAD, PTC_HTTP_CLIENT_PHASE_BODY};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(f.q[i].errors, 1);
+        CHECK_EQ(f.q[i].dones, 0);
+        CHECK_EQ(f.q[i].err, PTC_ECLOSED);
+        CHECK_EQ(f.q[i].phase, phases[i]);
+        ptc_buf_dispose(&f.q[i].body);
+    }
+    ptc_tls_config_unref(t.srv_tls);
+    ptc_tls_config_unref(t.cli_tls);
+    ptc_certgen_dispose(&t.leaf);
+    ptc_certgen_dispose(&t.ca);
+    close(filler);
+    close(lfd);
+    tctx_dispose_seen(&t);
+}
+
+/* Closing the client closes a pipe that is still open. */
+static void pipe_kept_on_upgrade(ptc_http_client_req_t *r, const ptc_http_head_t *h,
+                                 ptc_http_client_pipe_t *p)
+{
+    (void)h;
+    up_t *u = ptc_http_client_req_data(r);
+    u->q.upgrades++;
+    ptc_http_client_pipe_opts_t po = {.on_read = up_on_read, .on_close = up_on_close, .data = u};
+    CHECK_OK(ptc_http_client_pipe_start(p, &po));
+    ptc_http_client_pipe_read_stop(p);
+    ptc_http_client_pipe_read_stop(p);
+    u->sent = true; /* up_on_read must not answer */
+    ptc_http_client_close(u->q.t->client, on_client_closed, u->q.t);
+}
+
+static void test_close_client_with_pipe(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_upgrade, false, NULL);
+    up_t u;
+    memset(&u, 0, sizeof(u));
+    ptc_buf_init(&u.got);
+    rq_init(&u.q, &t, NULL);
+    ptc_http_client_req_opts_t o = rq_opts(&u.q, "GET", "/ws");
+    ptc_http_header_t hdrs[] = {{ptc_slice_str("Connection"), ptc_slice_str("Upgrade")},
+                                {ptc_slice_str("Upgrade"), ptc_slice_str("echo")}};
+    o.headers = hdrs;
+    o.header_cnt = 2;
+    o.on_upgrade = pipe_kept_on_upgrade;
+    o.data = &u;
+    rq_start(&u.q, &o);
+    ptc_test_loop_run(&t.loop, 20000, "close with a pipe");
+    ptc_test_loop_finish(&t.loop);
+    CHECK_EQ(u.q.upgrades, 1);
+    CHECK_EQ(u.closes, 1);
+    CHECK_EQ(u.reads, 0); /* stopped before anything was delivered */
+    CHECK_EQ(t.client_closed, 1);
+    ptc_buf_dispose(&u.got);
+    tctx_dispose_seen(&t);
+}
+
+/* The server ends a pipe: its last bytes, then UV_EOF; stop and start before delivery. */
+static void h_upgrade_bye(tctx_t *t, ptc_httpsrv_conn_t *c, const ptc_httpsrv_req_t *r)
+{
+    (void)t;
+    (void)r;
+    static const char resp[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                               "Upgrade: bye\r\n\r\nBYE";
+    ptc_httpsrv_write(c, resp, sizeof(resp) - 1);
+    ptc_httpsrv_end(c);
+}
+
+static void bye_on_read(ptc_http_client_pipe_t *p, int status, ptc_slice_t data)
+{
+    up_t *u = ptc_http_client_pipe_data(p);
+    u->reads++;
+    if (status == 0) {
+        ptc_buf_append(&u->got, data.ptr, data.len);
+        return;
+    }
+    u->status = status;
+    ptc_http_client_pipe_close(p);
+    ptc_http_client_pipe_close(p); /* idempotent */
+}
+
+static void bye_on_upgrade(ptc_http_client_req_t *r, const ptc_http_head_t *h,
+                           ptc_http_client_pipe_t *p)
+{
+    (void)h;
+    up_t *u = ptc_http_client_req_data(r);
+    u->q.upgrades++;
+    ptc_http_client_pipe_read_start(p); /* not started: nothing happens */
+    ptc_http_client_pipe_opts_t po = {.on_read = bye_on_read, .on_close = up_on_close, .data = u};
+    CHECK_OK(ptc_http_client_pipe_start(p, &po));
+    ptc_http_client_pipe_read_stop(p);
+    ptc_http_client_pipe_read_start(p);
+    ptc_http_client_pipe_read_start(p);
+    CHECK_EQ(u->reads, 0);
+}
+
+static void test_upgrade_server_closes(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_upgrade_bye, false, NULL);
+    up_t u;
+    memset(&u, 0, sizeof(u));
+    ptc_buf_init(&u.got);
+    rq_init(&u.q, &t, NULL);
+    ptc_http_client_req_opts_t o = rq_opts(&u.q, "GET", "/bye");
+    ptc_http_header_t hdrs[] = {{ptc_slice_str("Connection"), ptc_slice_str("upgrade")},
+                                {ptc_slice_str("Upgrade"), ptc_slice_str("bye")}};
+    o.headers = hdrs;
+    o.header_cnt = 2;
+    o.on_upgrade = bye_on_upgrade;
+    o.data = &u;
+    rq_start(&u.q, &o);
+    tctx_run(&t);
+    CHECK_EQ(u.q.upgrades, 1);
+    CHECK_EQ(u.closes, 1);
+    CHECK_EQ(u.status, UV_EOF);
+    CHECK_EQ(u.got.len, 3);
+    CHECK_MEMEQ(ptc_buf_data(&u.got), "BYE", 3);
+    ptc_buf_dispose(&u.got);
+    tctx_dispose_seen(&t);
+}
+
+/* An https request to a plain HTTP server: the server drops the connection during the TLS
+ * handshake. */
+static void test_tls_peer_closes_in_handshake(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, then_shutdown);
+    ptc_http_client_req_opts_t o = rq_opts(&q, "GET", "/");
+    o.https = true;
+    o.no_verify = true;
+    rq_start(&q, &o);
+    tctx_run(&t);
+    CHECK_EQ(q.errors, 1);
+    CHECK(q.err == UV_EOF || q.err == UV_ECONNRESET || q.err == PTC_ETLS);
+    CHECK_EQ(q.phase, PTC_HTTP_CLIENT_PHASE_TLS);
+    CHECK_CONTAINS(q.detail, "TLS handshake");
+    tctx_dispose_seen(&t);
+}
+
+/* Cancelling a request whose body is stuck in the output queue: a server that accepts but
+ * never reads. The pending writes are cancelled and everything is freed. */
+typedef struct stuck {
+    upload_t u;
+    uv_tcp_t *listener;
+    uv_tcp_t *accepted;
+    bool was_full;
+} stuck_t;
+
+static void stuck_on_connection(uv_stream_t *server, int status)
+{
+    stuck_t *st = server->data;
+    CHECK_OK(status);
+    CHECK_OK(ptc_net_accept(server, &st->accepted));
+}
+
+static void stuck_pump(upload_t *u)
+{
+    uint8_t piece[UPLOAD_PIECE];
+    memset(piece, 's', sizeof(piece));
+    while (!ptc_http_client_req_is_full(u->q.req)) {
+        CHECK_OK(ptc_http_client_req_write(u->q.req, piece, sizeof(piece)));
+        u->sent += sizeof(piece);
+    }
+    u->full_stops++;
+}
+
+static void stuck_on_drain(ptc_http_client_req_t *r)
+{
+    upload_t *u = ptc_http_client_req_data(r);
+    u->q.drains++;
+    stuck_pump(u);
+}
+
+static void stuck_tick(tctx_t *t)
+{
+    stuck_t *st = t->arg;
+    /* Past 1 MiB, with the queue above its high-water mark: bytes wait to be written. */
+    if (st->u.sent < 1024 * 1024 || !ptc_http_client_req_is_full(st->u.q.req)) {
+        return;
+    }
+    uv_timer_stop(&t->timer);
+    st->was_full = true;
+    ptc_http_client_req_cancel(st->u.q.req);
+}
+
+static void stuck_done(rq_t *q)
+{
+    stuck_t *st = q->t->arg;
+    uv_close((uv_handle_t *)st->listener, ptc_net_free_handle_cb);
+    if (st->accepted != NULL) {
+        uv_close((uv_handle_t *)st->accepted, ptc_net_free_handle_cb);
+    }
+    tctx_shutdown(q->t);
+}
+
+static void test_cancel_with_writes_pending(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, false, NULL);
+    stuck_t st;
+    memset(&st, 0, sizeof(st));
+    t.arg = &st;
+    CHECK_OK(ptc_net_listen_tcp(&t.loop, "127.0.0.1:0", 8, stuck_on_connection, &st, &st.listener));
+    rq_init(&st.u.q, &t, stuck_done);
+    ptc_http_client_req_opts_t o = rq_opts(&st.u.q, "POST", "/stuck");
+    o.port = ptc_test_tcp_port(st.listener);
+    o.body_mode = PTC_HTTP_CLIENT_BODY_CHUNKED;
+    o.on_drain = stuck_on_drain;
+    o.data = &st.u;
+    rq_start(&st.u.q, &o);
+    stuck_pump(&st.u);
+    tctx_every(&t, 20, stuck_tick);
+    tctx_run(&t);
+    CHECK(st.was_full);
+    CHECK_NOT_NULL(st.accepted);
+    CHECK_EQ(st.u.q.errors, 1);
+    CHECK_EQ(st.u.q.err, UV_ECANCELED);
+    CHECK_EQ(st.u.q.phase, PTC_HTTP_CLIENT_PHASE_SEND);
+    tctx_dispose_seen(&t);
+}
+
+/* ---- API misuse: errors, and no callback ---- */
+
+static void test_request_errors(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_hello, false, NULL);
+    rq_t q;
+    rq_init(&q, &t, NULL);
+    ptc_http_client_req_t *r = NULL;
+    ptc_http_client_req_opts_t o = rq_opts(&q, "GET", "/");
+    ptc_http_header_t cl = {ptc_slice_str("Content-Length"), ptc_slice_str("3")};
+    o.headers = &cl;
+    o.header_cnt = 1;
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), UV_EINVAL);
+    ptc_http_header_t te = {ptc_slice_str("transfer-encoding"), ptc_slice_str("chunked")};
+    o.headers = &te;
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), UV_EINVAL);
+    ptc_http_header_t bad = {ptc_slice_str("X-Bad"), ptc_slice_str("a\r\nInjected: 1")};
+    o.headers = &bad;
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), PTC_EHTTP);
+    o = rq_opts(&q, "GE T", "/");
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), PTC_EHTTP);
+    o = rq_opts(&q, "GET", "/a b");
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), PTC_EHTTP);
+    o = rq_opts(&q, "GET", "/");
+    o.host = "evil\r\nhost";
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), UV_EINVAL);
+    o = rq_opts(&q, "GET", "/");
+    o.on_error = NULL;
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), UV_EINVAL);
+    o = rq_opts(&q, "GET", "/");
+    o.port = 0;
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), UV_EINVAL);
+    o = rq_opts(&q, "POST", "/");
+    o.body = ptc_slice_str("x");
+    o.body_mode = PTC_HTTP_CLIENT_BODY_CHUNKED;
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), UV_EINVAL);
+    char longv[70000];
+    memset(longv, 'v', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = '\0';
+    ptc_http_header_t big = {ptc_slice_str("X-Long"), ptc_slice_str(longv)};
+    o = rq_opts(&q, "GET", "/");
+    o.headers = &big;
+    o.header_cnt = 1;
+    CHECK_EQ(ptc_http_client_request(t.client, &o, &r), PTC_ELIMIT);
+    CHECK_NULL(r);
+    /* A streamed body: writes beyond the length and writes without a body are refused. */
+    o = rq_opts(&q, "GET", "/");
+    CHECK_OK(ptc_http_client_request(t.client, &o, &r));
+    CHECK_EQ(ptc_http_client_req_write(r, "x", 1), PTC_ESTATE);
+    CHECK_EQ(ptc_http_client_req_end(r), PTC_ESTATE);
+    ptc_http_client_req_cancel(r);
+    rq_t q2;
+    rq_init(&q2, &t, then_shutdown);
+    o = rq_opts(&q2, "POST", "/");
+    o.body_mode = PTC_HTTP_CLIENT_BODY_LENGTH;
+    o.content_length = 3;
+    CHECK_OK(ptc_http_client_request(t.client, &o, &r));
+    CHECK_EQ(ptc_http_client_req_write(r, "abcd", 4), PTC_ELIMIT);
+    CHECK_EQ(ptc_http_client_req_write(r, "", 0), UV_EINVAL);
+    CHECK_OK(ptc_http_client_req_write(r, "abc", 3));
+    CHECK_OK(ptc_http_client_req_end(r));
+    CHECK_EQ(q.errors + q2.errors + q.dones + q2.dones, 0);
+    tctx_run(&t);
+    CHECK_EQ(q.errors, 1);
+    CHECK_EQ(q.err, UV_ECANCELED);
+    CHECK_EQ(q2.dones, 1);
+    CHECK_EQ(t.seen_cnt, 1);
+    CHECK_EQ(t.seen[0].body.len, 3);
+    ptc_buf_dispose(&q2.body);
+    tctx_dispose_seen(&t);
+}
+
+static const ptc_test_case_t cases[] = {
+    PTC_TEST(test_get_http),
+    PTC_TEST(test_keepalive_reuse),
+    PTC_TEST(test_get_https),
+    PTC_TEST(test_keepalive_reuse_https),
+    PTC_TEST(test_post_length),
+    PTC_TEST(test_post_chunked_streamed),
+    PTC_TEST(test_post_chunked_streamed_https),
+    PTC_TEST(test_chunked_response),
+    PTC_TEST(test_head_204_304),
+    PTC_TEST(test_large_pause_resume),
+    PTC_TEST(test_large_pause_resume_https),
+    PTC_TEST(test_https_wrong_name),
+    PTC_TEST(test_https_untrusted_ca),
+    PTC_TEST(test_https_pin_mismatch),
+    PTC_TEST(test_https_no_verify),
+    PTC_TEST(test_connection_refused),
+    PTC_TEST(test_dns_failure),
+    PTC_TEST(test_connect_timeout),
+    PTC_TEST(test_head_timeout),
+    PTC_TEST(test_body_idle_timeout),
+    PTC_TEST(test_server_closes_mid_body),
+    PTC_TEST(test_malformed_response),
+    PTC_TEST(test_unexpected_switch),
+    PTC_TEST(test_reuse_rules),
+    PTC_TEST(test_pool_server_closes_idle),
+    PTC_TEST(test_pool_max_idle),
+    PTC_TEST(test_retry_on_reused_connection),
+    PTC_TEST(test_expect_continue),
+    PTC_TEST(test_upgrade_pipe),
+    PTC_TEST(test_upgrade_pipe_https),
+    PTC_TEST(test_cancel_mid_response),
+    PTC_TEST(test_cancel_while_connecting),
+    PTC_TEST(test_close_client_in_flight),
+    PTC_TEST(test_close_client_with_pipe),
+    PTC_TEST(test_upgrade_server_closes),
+    PTC_TEST(test_tls_peer_closes_in_handshake),
+    PTC_TEST(test_cancel_with_writes_pending),
+    PTC_TEST(test_request_errors),
+};
+
+int main(int argc, char **argv)
+{
+    return PTC_TEST_MAIN(cases, argc, argv);
+}
