@@ -427,8 +427,8 @@ static char *value_text(const json_t *v)
             return out;
         }
     }
-    /* fall through: an array of objects is shown as JSON */
-    /* FALLTHROUGH */
+        /* An array of objects is shown as JSON. */
+        __attribute__((fallthrough));
     case JSON_OBJECT: {
         char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         char *out = ptc_xstrdup(s != NULL ? s : "?");
