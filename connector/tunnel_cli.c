@@ -31,6 +31,7 @@
 #include "common/tls_stream.h"
 #include "common/url.h"
 #include "connector/handshake.h"
+#include "connector/probe.h"
 #include "connector/proxy_connect.h"
 #include "connector/relay.h"
 #include "connector/status.h"
@@ -133,6 +134,7 @@ struct ptc_tunnel {
     char detail[320];
     int err;
     ptc_relay_stream_t *streams; /* the relay's list */
+    ptc_probe_t *probes;         /* backend probes asked for on this tunnel (§4.8.1) */
 };
 
 struct ptc_connector {
@@ -423,6 +425,8 @@ static void tunnel_close(ptc_tunnel_t *t, bool graceful)
         /* The relay lets go of this tunnel's streams before any frame becomes impossible. */
         ptc_relay_tunnel_closed(t);
     }
+    /* Their results could no longer be sent. */
+    ptc_probe_cancel_all(&t->probes);
     uv_timer_stop(&t->timer);
     uv_close((uv_handle_t *)&t->timer, on_timer_closed);
     if (t->dial != NULL) {
@@ -509,6 +513,69 @@ static void handle_welcome(ptc_tunnel_t *t, const uint8_t *p, size_t len)
     ptc_handshake_welcome_dispose(&w);
 }
 
+/* ---- backend probes (docs/protocol.md §4.8.1) ---- */
+
+/* Queues a probe_result; the caller's after_io() (or the one below) sends it. */
+static void send_probe_result(ptc_tunnel_t *t, const char *doc, size_t len)
+{
+    int rc = ptc_mux_send_control(t->mux, (const uint8_t *)doc, len);
+    if (rc != 0) {
+        PTC_LOG(&t->log, PTC_LOG_WARN, "probe_result_not_sent",
+                PTC_LOG_STR("reason", ptc_proto_errname(rc)));
+    }
+}
+
+static void on_probe_done(void *data, const char *doc, size_t len)
+{
+    ptc_tunnel_t *t = data;
+    if (t->closing || t->mux == NULL) {
+        return;
+    }
+    send_probe_result(t, doc, len);
+    after_io(t);
+}
+
+/* A probe document: run it, or answer at once why it cannot run. Malformed probes are not
+ * tunnel errors (§4.8.1). */
+static void handle_probe(ptc_tunnel_t *t, const uint8_t *p, size_t len)
+{
+    ptc_probe_req_t req;
+    char detail[256];
+    char why[320];
+    int rc = ptc_probe_parse(p, len, &req, detail, sizeof(detail));
+    if (rc == 0) {
+        /* The relay's HTTP client validates backends against the system bundle; so does
+         * the probe, so that it sees what a request would. */
+        ptc_probe_opts_t o = {
+            .loop = t->c->loop,
+            .log = &t->log,
+            .req = &req,
+            .ca_file = NULL,
+            .on_done = on_probe_done,
+            .data = t,
+        };
+        rc = ptc_probe_start(&o, &t->probes);
+        if (rc == PTC_ELIMIT) {
+            snprintf(why, sizeof(why), "busy: too many probes in flight");
+        } else if (rc != 0) {
+            snprintf(why, sizeof(why), "cannot start the probe: %s", ptc_strerror(rc));
+        }
+    } else {
+        snprintf(why, sizeof(why), "malformed probe: %s", detail);
+    }
+    if (rc != 0) {
+        PTC_LOG(&t->log, PTC_LOG_WARN, "probe_refused", PTC_LOG_STR("probe", req.id),
+                PTC_LOG_STR("reason", why));
+        if (req.id[0] != '\0') {
+            size_t n = 0;
+            char *doc = ptc_probe_error_result(req.id, why, &n);
+            send_probe_result(t, doc, n);
+            free(doc);
+        }
+    }
+    ptc_probe_req_dispose(&req);
+}
+
 static void on_control(ptc_tunnel_t *t, const uint8_t *p, size_t len)
 {
     char type[PTC_HANDSHAKE_TYPE_MAX + 1];
@@ -540,6 +607,10 @@ static void on_control(ptc_tunnel_t *t, const uint8_t *p, size_t len)
     case T_DRAINING:
         if (is_handshake) {
             protocol_fail(t, PTC_WIRE_PROTOCOL_ERROR, "unexpected frame");
+            return;
+        }
+        if (strcmp(type, "probe") == 0) {
+            handle_probe(t, p, len);
             return;
         }
         /* §4.8: documents of unknown types are ignored once the handshake has ended. */

@@ -5,7 +5,9 @@
  *
  * A connection reads into a bounded input buffer and parses requests with common/http; a
  * request is served synchronously when its body is complete (edge/state's writes are small
- * and local), and the answer is queued on the connection's chunk queue. Pipelined requests
+ * and local), and the answer is queued on the connection's chunk queue. A route may defer its
+ * answer (an app test waits for its connectors): the connection then neither reads nor
+ * parses until that answer is queued, and closing it cancels the work. Pipelined requests
  * are answered in order; once the queued answers pass the high-water mark the connection
  * stops reading and parsing until the peer has taken them. One timer per connection bounds
  * each phase: the idle wait for a request, the arrival of a whole request, and the final
@@ -92,6 +94,11 @@ struct admin_conn {
     bool reading;
     /* The answers queued passed the high-water mark: neither read nor parse until drained. */
     bool paused;
+    /* A deferred answer is pending (its handle and operations): neither read nor parse. */
+    void *deferred;
+    const ptc_admin_deferred_t *deferred_ops;
+    bool deferred_close;
+    bool deferred_head;
     conn_state_t state;
     /* The unix peer's uid (SO_PEERCRED), -1 when unknown or over TCP. */
     long uid;
@@ -201,6 +208,10 @@ static void conn_close(admin_conn_t *c)
         return;
     }
     c->closing = true;
+    if (c->deferred != NULL) {
+        c->deferred_ops->cancel(c->deferred);
+        c->deferred = NULL;
+    }
     ptc_admin_t *a = c->admin;
     if (c->prev != NULL) {
         c->prev->next = c->next;
@@ -338,7 +349,8 @@ static void respond(admin_conn_t *c, int status, json_t *answer, const char *all
     char *text = NULL;
     size_t len = 0;
     if (status != 204 && answer != NULL) {
-        text = json_dumps(answer, JSON_COMPACT);
+        /* 15 digits: step timings read 0.057, not 0.057000000000000002. */
+        text = json_dumps(answer, JSON_COMPACT | JSON_REAL_PRECISION(15));
         if (text == NULL) {
             status = 500;
         } else {
@@ -491,6 +503,39 @@ static char *slice_dup(ptc_slice_t s)
     return p;
 }
 
+/* After an answer was queued: wait for the next request, or for the peer to read. */
+static void request_done(admin_conn_t *c)
+{
+    if (c->closing || c->state == CONN_FINISHING) {
+        return;
+    }
+    set_state(c, c->in.len > 0 ? CONN_REQUEST : CONN_IDLE);
+    if (ptc_chunkq_is_full(&c->out)) {
+        c->paused = true;
+        if (c->reading) {
+            uv_read_stop(&c->h.stream);
+            c->reading = false;
+        }
+    }
+}
+
+/* A deferred answer arrived (see admin_int.h): send it, then serve what waited behind it. */
+static void on_deferred_answer(void *data, int status, json_t *answer)
+{
+    admin_conn_t *c = data;
+    c->deferred = NULL;
+    respond(c, status, answer, NULL, c->deferred_close, c->deferred_head);
+    json_decref(answer);
+    request_done(c);
+    if (c->closing || c->paused || c->state == CONN_FINISHING) {
+        return;
+    }
+    process_input(c);
+    if (!c->closing && !c->paused && c->state != CONN_FINISHING) {
+        start_reading(c);
+    }
+}
+
 /* A whole request arrived: route it, log it, answer it. */
 static void on_request(admin_conn_t *c)
 {
@@ -522,6 +567,14 @@ static void on_request(admin_conn_t *c)
         req.body = body;
         ptc_admin_routes_handle(edge, &req);
     }
+    void *deferred = NULL;
+    if (req.answer == NULL && req.deferred != NULL) {
+        deferred = req.deferred->start(edge, req.id, on_deferred_answer, c);
+        if (deferred == NULL) {
+            req.status = 500;
+            req.answer = ptc_admin_routes_error("internal_error", "the request could not start");
+        }
+    }
     ptc_keys_wipe(ptc_buf_data(&c->body), c->body.len);
     ptc_buf_reset(&c->body);
     if (req.store_err[0] != '\0') {
@@ -539,30 +592,34 @@ static void on_request(admin_conn_t *c)
                 PTC_LOG_INT("status", req.status));
     }
     bool close = !head->keep_alive;
-    respond(c, req.status, req.answer, req.allow, close, strcmp(method, "HEAD") == 0);
-    json_decref(req.answer);
+    bool head_only = strcmp(method, "HEAD") == 0;
     if (body != NULL) {
         json_decref(body);
     }
     free(method);
     free(target);
-    if (c->closing || c->state == CONN_FINISHING) {
-        return;
-    }
-    set_state(c, c->in.len > 0 ? CONN_REQUEST : CONN_IDLE);
-    if (ptc_chunkq_is_full(&c->out)) {
-        c->paused = true;
+    if (deferred != NULL) {
+        /* The answer comes later; requests pipelined behind this one wait for it. */
+        c->deferred = deferred;
+        c->deferred_ops = req.deferred;
+        c->deferred_close = close;
+        c->deferred_head = head_only;
         if (c->reading) {
             uv_read_stop(&c->h.stream);
             c->reading = false;
         }
+        set_timer(c, PTC_ADMIN_REQUEST_TIMEOUT_MS);
+        return;
     }
+    respond(c, req.status, req.answer, req.allow, close, head_only);
+    json_decref(req.answer);
+    request_done(c);
 }
 
 /* Parses what has been read, serving each complete request in turn. */
 static void process_input(admin_conn_t *c)
 {
-    while (!c->closing && !c->paused && c->state != CONN_FINISHING) {
+    while (!c->closing && !c->paused && c->deferred == NULL && c->state != CONN_FINISHING) {
         ptc_http_event_t ev;
         uint8_t *data = ptc_buf_data(&c->in);
         ssize_t n = ptc_http_parser_feed(c->parser, data, c->in.len, &ev);
@@ -651,7 +708,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(admin_conn_t *c)
 {
-    if (c->reading || c->closing) {
+    if (c->reading || c->closing || c->deferred != NULL) {
         return;
     }
     int rc = uv_read_start(&c->h.stream, on_alloc, on_read);
@@ -671,7 +728,12 @@ static void on_timer(uv_timer_t *t)
         conn_close(c);
         break;
     case CONN_REQUEST:
-        if (c->paused) {
+        if (c->deferred != NULL) {
+            /* The deferred work bounds itself well within this; this is only a backstop. */
+            c->deferred_ops->cancel(c->deferred);
+            c->deferred = NULL;
+            respond_error_close(c, 500, "the answer did not come in time");
+        } else if (c->paused) {
             /* The peer stopped reading its answers. */
             conn_close(c);
         } else {

@@ -20,6 +20,22 @@
 /** Longest decoded {id} path segment (group names, app names and ids are far shorter). */
 #define PTC_ADMIN_ID_MAX 256
 
+/** Delivers the answer of a deferred request: the callee takes `answer` (may be NULL for 204). */
+typedef void (*ptc_admin_answer_cb)(void *data, int status, json_t *answer);
+
+/**
+ * Work whose answer comes later (POST /v1/apps/{name}/test waits for the connectors' probes).
+ * A route sets ptc_admin_req_t.deferred instead of an answer; admin.c then calls start() with
+ * the request's decoded id, holds the connection's later requests back, and sends what `cb`
+ * delivers. start() returns a handle and calls cb exactly once, never from within start(),
+ * unless cancel(handle) ran first (the connection closed); it returns NULL when the work
+ * could not begin (admin.c answers 500).
+ */
+typedef struct ptc_admin_deferred {
+    void *(*start)(ptc_edge_t *edge, const char *id, ptc_admin_answer_cb cb, void *data);
+    void (*cancel)(void *handle);
+} ptc_admin_deferred_t;
+
 /** One admin request and its answer. */
 typedef struct ptc_admin_req {
     /* ---- in (borrowed for the call) ---- */
@@ -39,6 +55,9 @@ typedef struct ptc_admin_req {
     json_t *answer;
     /** For 405: the allowed methods ("GET, POST"), static storage. */
     const char *allow;
+    /** Set (static storage) by a route whose answer comes later; status and answer are then
+     *  left empty. */
+    const ptc_admin_deferred_t *deferred;
     /** True for every method but GET and HEAD (whatever the answer): admin.c logs these as
      *  admin_change. */
     bool is_change;
@@ -54,8 +73,9 @@ typedef struct ptc_admin_req {
 
 /**
  * Routes and serves one request against edge->state and edge->registry (both borrowed):
- * fills status, answer, allow, is_change, resource, id. Never fails (errors are answers).
- * The caller initializes the "out" fields to zero first.
+ * fills status, answer, allow, is_change, resource, id, or `deferred` for a request answered
+ * later. Never fails (errors are answers). The caller initializes the "out" fields to zero
+ * first.
  */
 void ptc_admin_routes_handle(ptc_edge_t *edge, ptc_admin_req_t *req);
 

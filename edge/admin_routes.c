@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The admin API's routes (docs/admin-api.md): the path is matched against a fixed table of
- * /v1/<collection>[/<id>] routes (404 for an unknown path, 405 with Allow for a known path and
- * another method), the {id} segment is percent-decoded, request bodies are checked key by key
+ * /v1/<collection>[/<id>] routes and one of /v1/<collection>/<id>/<action> routes (404 for an
+ * unknown path, 405 with Allow for a known path and another method), the {id} segment is
+ * percent-decoded, request bodies are checked key by key
  * (a 400 message always names the field), and every change goes through edge/state, whose
  * observers apply it live. Connector status is read from edge/registry. Error codes of
  * edge/state map to statuses as state.h lists them.
  *
  * Secrets: the token text appears only in the answer to POST /v1/tokens; a certificate's key
  * is never put in an answer, and the copy of it in a request body is wiped after use.
- * No I/O and no logging here: admin.c logs from the fields this fills in.
+ * No I/O and no logging here: admin.c logs from the fields this fills in, and starts the
+ * work of a deferred answer (an app test) that a route asks for.
  */
 #include "edge/admin_int.h"
 
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "common/keys.h"
+#include "edge/diag.h"
 
 #define MSG_CAP 512
 
@@ -500,6 +503,35 @@ static void app_update(ptc_edge_t *edge, ptc_admin_req_t *req)
     reply(req, 200, ptc_app_to_json(app));
 }
 
+/* POST /v1/apps/{name}/test: answered by edge/diag once the connectors' probes are in. */
+static void *app_test_start(ptc_edge_t *edge, const char *id, ptc_admin_answer_cb cb, void *data)
+{
+    ptc_diag_run_t *run = NULL;
+    return ptc_diag_start(edge, id, cb, data, &run) == 0 ? run : NULL;
+}
+
+static void app_test_cancel(void *handle)
+{
+    ptc_diag_cancel(handle);
+}
+
+static const ptc_admin_deferred_t app_test_deferred = {app_test_start, app_test_cancel};
+
+static void app_test(ptc_edge_t *edge, ptc_admin_req_t *req)
+{
+    /* A test changes nothing: it is not an admin_change. */
+    req->is_change = false;
+    if (req->body != NULL && (!json_is_object(req->body) || json_object_size(req->body) > 0)) {
+        reply_error(req, 400, "body: expected none (or an empty object)");
+        return;
+    }
+    if (ptc_state_app_find(edge->state, req->id) == NULL) {
+        reply_error(req, 404, "no app named \"%s\"", req->id);
+        return;
+    }
+    req->deferred = &app_test_deferred;
+}
+
 static void app_delete(ptc_edge_t *edge, ptc_admin_req_t *req)
 {
     char err[MSG_CAP];
@@ -649,6 +681,20 @@ static const route_t routes[] = {
     {"status", false, "GET", status_get, "status", "GET"},
 };
 
+/* Actions on one record: /v1/<collection>/<id>/<action>. */
+typedef struct action_route {
+    const char *collection;
+    const char *action;
+    const char *method;
+    handler_fn fn;
+    const char *resource;
+    const char *allow;
+} action_route_t;
+
+static const action_route_t action_routes[] = {
+    {"apps", "test", "POST", app_test, "app", "POST"},
+};
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9') {
@@ -721,8 +767,43 @@ void ptc_admin_routes_handle(ptc_edge_t *edge, ptc_admin_req_t *req)
     bool has_id = slash != NULL;
     const char *id = has_id ? slash + 1 : NULL;
     size_t id_len = has_id ? rest - coll_len - 1 : 0;
-    if (has_id && (id_len == 0 || memchr(id, '/', id_len) != NULL)) {
+    const char *action = NULL;
+    size_t action_len = 0;
+    const char *slash2 = has_id ? memchr(id, '/', id_len) : NULL;
+    if (slash2 != NULL) {
+        action = slash2 + 1;
+        action_len = id_len - (size_t)(action - id);
+        id_len = (size_t)(slash2 - id);
+    }
+    if (has_id && (id_len == 0 || (action != NULL &&
+                                   (action_len == 0 || memchr(action, '/', action_len) != NULL)))) {
         reply_error(req, 404, "no such path: %.*s", (int)(path_len > 200 ? 200 : path_len), t);
+        return;
+    }
+    if (action != NULL) {
+        const action_route_t *a = NULL;
+        for (size_t i = 0; i < sizeof(action_routes) / sizeof(action_routes[0]); i++) {
+            const action_route_t *r = &action_routes[i];
+            if (strlen(r->collection) == coll_len && memcmp(r->collection, coll, coll_len) == 0 &&
+                strlen(r->action) == action_len && memcmp(r->action, action, action_len) == 0) {
+                a = r;
+                break;
+            }
+        }
+        if (a == NULL) {
+            reply_error(req, 404, "no such path: %.*s", (int)(path_len > 200 ? 200 : path_len), t);
+            return;
+        }
+        req->resource = a->resource;
+        if (decode_segment(req, id, id_len, req->id) != 0) {
+            return;
+        }
+        if (strcmp(a->method, req->method) != 0) {
+            req->allow = a->allow;
+            reply_error(req, 405, "%s is not allowed here (allowed: %s)", req->method, a->allow);
+            return;
+        }
+        a->fn(edge, req);
         return;
     }
     const route_t *path_match = NULL;

@@ -95,6 +95,12 @@ static const ptc_config_field_t app_fields[] = {
      .max = 100},
     BOOL_FIELD(robots_txt, 1),
     BOOL_FIELD(hsts, 0),
+    {.key = "max_body_size",
+     .type = PTC_CONFIG_SIZE,
+     .offset = offsetof(ptc_app_t, max_body_size),
+     .def_int = 0,
+     .min = 0,
+     .max = INT64_MAX},
 };
 static const ptc_config_schema_t app_schema = PTC_CONFIG_SCHEMA(ptc_app_t, app_fields);
 
@@ -563,6 +569,7 @@ json_t *ptc_app_to_json(const ptc_app_t *app)
     json_object_set_new(o, "sso_headers", sso);
     json_object_set_new(o, "robots_txt", json_boolean(app->robots_txt));
     json_object_set_new(o, "hsts", json_boolean(app->hsts));
+    json_object_set_new(o, "max_body_size", json_integer((json_int_t)app->max_body_size));
     return o;
 }
 

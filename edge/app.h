@@ -28,6 +28,7 @@
  *                        and not a header the edge owns (Host, Cookie, X-Forwarded-*, ...)
  *   robots_txt           bool, true: the edge answers /robots.txt with "Disallow: /"
  *   hsts                 bool, false: Strict-Transport-Security on https answers
+ *   max_body_size        size (bytes, or "10MiB"), 0 = unlimited: larger request bodies get 413
  *
  * Unknown keys, wrong types and bad values are refused with one message that names the field
  * ("internal_url: expected an http or https URL, got \"ftp://x\" (...)"). The schema part is
@@ -95,6 +96,7 @@ typedef struct ptc_app {
     size_t sso_headers_cnt;
     bool robots_txt;
     bool hsts;
+    uint64_t max_body_size; /* 0: unlimited */
 
     /* ---- derived, for routing and forwarding ---- */
     bool ext_https;    /* external_url is https */

@@ -83,6 +83,8 @@ struct ptc_edge {
     ptc_tls_config_t *tls;
     /** The admin API server (edge/admin.c), NULL when not started. */
     struct ptc_admin *admin;
+    /** App tests waiting for their connectors' probe results (edge/diag.c links them). */
+    struct ptc_diag_run *diag_runs;
 
     /** Failed registration attempts per client address (edge/register.c). */
     struct ptc_register_limiter *register_limiter;

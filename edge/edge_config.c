@@ -191,6 +191,16 @@ static const ptc_config_field_t edge_fields[] = {
      .type = PTC_CONFIG_OBJECT,
      .offset = offsetof(ptc_edge_config_t, limits),
      .schema = &limits_schema},
+    {.key = "http_listen",
+     .type = PTC_CONFIG_STRING_ARRAY,
+     .offset = offsetof(ptc_edge_config_t, http_listen),
+     .count_offset = offsetof(ptc_edge_config_t, http_listen_cnt),
+     .min = 0,
+     .max = 16},
+    {.key = "server_timing",
+     .type = PTC_CONFIG_BOOL,
+     .offset = offsetof(ptc_edge_config_t, server_timing),
+     .def_int = 0},
 };
 static const ptc_config_schema_t edge_schema = PTC_CONFIG_SCHEMA(ptc_edge_config_t, edge_fields);
 
@@ -315,6 +325,13 @@ static int check(const char *name, ptc_edge_config_t *cfg, char *err, size_t err
         }
     } else if (cfg->admin.token_file != NULL) {
         return fail(err, errlen, name, "admin.tcp: required when admin.token_file is set");
+    }
+    for (size_t i = 0; i < cfg->http_listen_cnt; i++) {
+        if (ptc_net_parse_hostport(cfg->http_listen[i], &hp) != 0) {
+            return fail(err, errlen, name,
+                        "http_listen[%zu]: expected \"host:port\" such as \"0.0.0.0:80\", got %s",
+                        i, quote(cfg->http_listen[i], q, sizeof(q)));
+        }
     }
     const ptc_edge_limits_cfg_t *l = &cfg->limits;
     if (l->idle_timeout_ms <= l->ping_interval_ms) {

@@ -72,6 +72,11 @@ typedef struct ptc_edge_config {
     ptc_edge_admin_cfg_t admin;
     ptc_edge_log_cfg_t log;
     ptc_edge_limits_cfg_t limits;
+    /* Plain-HTTP listeners that answer every request with a 301 to https (may be empty). */
+    char **http_listen;
+    size_t http_listen_cnt;
+    /* Add Server-Timing (edge and backend durations) to app responses. */
+    bool server_timing;
 } ptc_edge_config_t;
 
 /**

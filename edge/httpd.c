@@ -98,11 +98,21 @@ struct ptc_httpd_req {
     bool chunked;
     bool no_resp_body; /* 204, 304 or HEAD */
     bool close_after;
+    bool upgraded;      /* 101 sent: raw bytes both ways (ptc_httpd_upgrade) */
+    bool raw_eof;       /* upgraded: the client ended its side */
+    bool raw_eof_given; /* ... and the handler was told */
+    /* Access-log fields of the app request path (ptc_httpd_req_set_log_fields). */
+    bool has_app;
+    char app[72];
+    char connector[72];
+    char tunnel[72];
+    int64_t upstream_ms;
 };
 
 static const ptc_edge_conn_ops_t httpd_ops;
 
 static void process(httpd_conn_t *c);
+static void deliver_raw(httpd_conn_t *c);
 static void arm_timer(httpd_conn_t *c);
 static void conn_close(httpd_conn_t *c, int err);
 static void exchange_maybe_done(httpd_conn_t *c);
@@ -409,11 +419,26 @@ static void log_done(httpd_conn_t *c, ptc_httpd_req_t *req)
     const ptc_http_head_t *h = req->head;
     ptc_slice_t path = ptc_httpd_req_path(req);
     uint64_t dur = uv_now(c->timer.loop) - req->start_loop_ms;
-    PTC_LOG(&req->log, PTC_LOG_INFO, "http_request_done",
-            PTC_LOG_PEER("method", h->method.ptr, h->method.len), PTC_LOG_STR("host", req->host),
-            PTC_LOG_PEER("path", path.ptr, path.len), PTC_LOG_INT("status", req->status),
-            PTC_LOG_UINT("bytes_in", req->bytes_in), PTC_LOG_UINT("bytes_out", req->bytes_out),
-            PTC_LOG_UINT("dur_ms", dur));
+    if (req->has_app) {
+        PTC_LOG(&req->log, PTC_LOG_INFO, "http_request_done",
+                PTC_LOG_PEER("method", h->method.ptr, h->method.len),
+                PTC_LOG_STR("host", req->host), PTC_LOG_PEER("path", path.ptr, path.len),
+                PTC_LOG_INT("status", req->status), PTC_LOG_UINT("bytes_in", req->bytes_in),
+                PTC_LOG_UINT("bytes_out", req->bytes_out), PTC_LOG_UINT("dur_ms", dur),
+                req->upstream_ms >= 0 ? PTC_LOG_INT("upstream_ms", req->upstream_ms)
+                                      : PTC_LOG_STR("upstream_ms", NULL),
+                PTC_LOG_STR("app", req->app[0] != '\0' ? req->app : NULL),
+                PTC_LOG_STR("connector", req->connector[0] != '\0' ? req->connector : NULL),
+                PTC_LOG_STR("tunnel", req->tunnel[0] != '\0' ? req->tunnel : NULL),
+                PTC_LOG_STR("client_ip", c->base.peer_ip));
+    } else {
+        PTC_LOG(&req->log, PTC_LOG_INFO, "http_request_done",
+                PTC_LOG_PEER("method", h->method.ptr, h->method.len),
+                PTC_LOG_STR("host", req->host), PTC_LOG_PEER("path", path.ptr, path.len),
+                PTC_LOG_INT("status", req->status), PTC_LOG_UINT("bytes_in", req->bytes_in),
+                PTC_LOG_UINT("bytes_out", req->bytes_out), PTC_LOG_UINT("dur_ms", dur),
+                PTC_LOG_STR("client_ip", c->base.peer_ip));
+    }
     c->base.edge->counters.requests_total++;
 }
 
@@ -455,6 +480,7 @@ static ptc_httpd_req_t *req_new(httpd_conn_t *c, const ptc_http_head_t *head)
     req->start_loop_ms = uv_now(c->timer.loop);
     req->timeout_ms = c->base.edge->cfg.limits.http_idle_timeout_ms;
     req->resp_len = PTC_HTTPD_LENGTH_UNKNOWN;
+    req->upstream_ms = -1;
     req->no_body = head->body == PTC_HTTP_BODY_NONE;
     req->is_head_method = ptc_slice_eq(head->method, "HEAD");
     /* Upgrades (WebSocket) are the proxy's business; without it, the connection cannot be
@@ -569,6 +595,30 @@ static void deliver_body(httpd_conn_t *c, ptc_slice_t data, bool end)
     }
 }
 
+/*
+ * After a 101 the input is the new protocol's: every buffered byte goes to the handler as it
+ * is (while it does not pause), then, once the client ended its side, one call with end.
+ */
+static void deliver_raw(httpd_conn_t *c)
+{
+    ptc_httpd_req_t *req = c->req;
+    while (c->state == CS_EXCHANGE && c->req == req && !req->handler_done && !req->body_paused &&
+           req->h != NULL && req->h->on_body != NULL) {
+        if (c->in.len > 0) {
+            size_t n = c->in.len;
+            req->bytes_in += n;
+            req->h->on_body(req, ptc_buf_slice(&c->in), false);
+            ptc_buf_consume(&c->in, n);
+            continue;
+        }
+        if (req->raw_eof && !req->raw_eof_given) {
+            req->raw_eof_given = true;
+            req->h->on_body(req, (ptc_slice_t){NULL, 0}, true);
+        }
+        return;
+    }
+}
+
 /* The parser refused the input: answer its status (if no response began) and close. */
 static void on_parse_error(httpd_conn_t *c)
 {
@@ -625,6 +675,10 @@ static void process_once(httpd_conn_t *c)
 {
     while (c->state != CS_CLOSED && c->state != CS_FINISHING) {
         ptc_httpd_req_t *req = c->req;
+        if (req != NULL && req->upgraded) {
+            deliver_raw(c);
+            return;
+        }
         if (req != NULL && (req->body_done || req->body_paused)) {
             return;
         }
@@ -688,7 +742,8 @@ static void update_reading(httpd_conn_t *c)
         return;
     }
     size_t cap = c->base.edge->cfg.limits.max_head_bytes + INPUT_SLACK;
-    bool want = c->in.len < cap;
+    /* After the client ended an upgraded connection, nothing more can be read. */
+    bool want = c->in.len < cap && !(c->req != NULL && c->req->raw_eof);
     if (want && !c->reading) {
         if (ptc_tls_stream_read_start(c->base.stream) == 0) {
             c->reading = true;
@@ -783,6 +838,15 @@ static void httpd_on_read(ptc_edge_conn_t *base, int status, ptc_slice_t data)
 {
     httpd_conn_t *c = (httpd_conn_t *)base;
     if (c->state == CS_CLOSED) {
+        return;
+    }
+    if (status == UV_EOF && c->state == CS_EXCHANGE && c->req != NULL && c->req->upgraded &&
+        !c->req->handler_done) {
+        /* An upgraded connection's client ended its side: the handler hears it as the end of
+         * the bytes, and the other direction may still be written. */
+        c->req->raw_eof = true;
+        c->reading = false;
+        process(c);
         return;
     }
     if (status != 0 || c->state == CS_FINISHING) {
@@ -969,6 +1033,9 @@ void ptc_httpd_resume_body(ptc_httpd_req_t *req)
 
 /* ---- responses ---- */
 
+static int send_head(httpd_conn_t *c, ptc_httpd_req_t *req, int status,
+                     const ptc_http_header_t *all, size_t n);
+
 static bool is_forbidden_header(ptc_slice_t name)
 {
     return ptc_slice_case_eq(name, "content-length") ||
@@ -1023,10 +1090,21 @@ int ptc_httpd_respond(ptc_httpd_req_t *req, int status, const ptc_http_header_t 
     } else if (http10) {
         all[n++] = (ptc_http_header_t){ptc_slice_str("Connection"), ptc_slice_str("keep-alive")};
     }
+    int rc = send_head(c, req, status, all, n);
+    free(all);
+    if (rc == 0) {
+        req->resp_len = req->no_resp_body ? 0 : content_length;
+    }
+    return rc;
+}
+
+/* Writes a response head (status and every header given); PTC_EHTTP writes nothing. */
+static int send_head(httpd_conn_t *c, ptc_httpd_req_t *req, int status,
+                     const ptc_http_header_t *all, size_t n)
+{
     ptc_chunkq_t q;
     ptc_chunkq_init(&q, SIZE_MAX, 0);
     int rc = ptc_http_write_response_head(&q, status, (ptc_slice_t){NULL, 0}, all, n);
-    free(all);
     if (rc != 0) {
         ptc_chunkq_dispose(&q);
         return rc;
@@ -1045,9 +1123,56 @@ int ptc_httpd_respond(ptc_httpd_req_t *req, int status, const ptc_http_header_t 
     ptc_chunkq_dispose(&q);
     req->head_sent = true;
     req->status = status;
-    req->resp_len = req->no_resp_body ? 0 : content_length;
     req->bytes_out += c->scratch.len;
     return conn_write(c, ptc_buf_data(&c->scratch), c->scratch.len);
+}
+
+int ptc_httpd_upgrade(ptc_httpd_req_t *req, const ptc_http_header_t *hdrs, size_t cnt)
+{
+    httpd_conn_t *c = req->conn;
+    if (c->state == CS_CLOSED) {
+        return PTC_ECLOSED;
+    }
+    const ptc_http_head_t *h = req->head;
+    if (req->head_sent || !h->upgrade || h->minor_version != 1 ||
+        ptc_slice_eq(h->method, "CONNECT") || !req->body_done) {
+        return PTC_ESTATE;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        if (is_forbidden_header(hdrs[i].name)) {
+            return PTC_EHTTP;
+        }
+    }
+    ptc_http_header_t *all = ptc_xmalloc((cnt + 1) * sizeof(*all));
+    memcpy(all, hdrs, cnt * sizeof(*all));
+    all[cnt] = (ptc_http_header_t){ptc_slice_str("Connection"), ptc_slice_str("upgrade")};
+    int rc = send_head(c, req, 101, all, cnt + 1);
+    free(all);
+    if (rc != 0) {
+        return rc;
+    }
+    /* From now on the connection is a byte pipe: it is never reused for HTTP. */
+    req->upgraded = true;
+    req->close_after = true;
+    req->resp_len = PTC_HTTPD_LENGTH_UNKNOWN;
+    req->chunked = false;
+    req->no_resp_body = false;
+    if (c->state != CS_CLOSED && !c->in_process) {
+        /* Bytes the client sent right after its request belong to the new protocol. */
+        c->kick = true;
+        arm_timer(c);
+    }
+    return 0;
+}
+
+void ptc_httpd_req_set_log_fields(ptc_httpd_req_t *req, const char *app, const char *connector,
+                                  const char *tunnel, int64_t upstream_ms)
+{
+    req->has_app = true;
+    snprintf(req->app, sizeof(req->app), "%s", app != NULL ? app : "");
+    snprintf(req->connector, sizeof(req->connector), "%s", connector != NULL ? connector : "");
+    snprintf(req->tunnel, sizeof(req->tunnel), "%s", tunnel != NULL ? tunnel : "");
+    req->upstream_ms = upstream_ms;
 }
 
 int ptc_httpd_write(ptc_httpd_req_t *req, const void *p, size_t len)

@@ -13,7 +13,9 @@
  * A request is served by a handler (ptc_httpd_handler_t) with streamed bodies both ways: the
  * request body arrives in on_body calls (pausable for back-pressure), and the response is
  * written with ptc_httpd_respond() / ptc_httpd_write() / ptc_httpd_finish(), with on_writable
- * when the client's backlog has drained. Every finished request logs http_request_done.
+ * when the client's backlog has drained. A handler may accept an Upgrade request with
+ * ptc_httpd_upgrade(), which turns the exchange into a byte pipe (WebSocket). Every finished
+ * request logs http_request_done.
  *
  * Lifetime of a ptc_httpd_req_t: it is created with the request head and stays valid for its
  * handler until the handler has called ptc_httpd_finish() (or ptc_httpd_abort()), or until
@@ -132,6 +134,30 @@ PTC_MUST_CHECK int ptc_httpd_finish(ptc_httpd_req_t *req);
 void ptc_httpd_abort(ptc_httpd_req_t *req);
 /** True while the backlog towards the client is at or above its high-water mark. */
 bool ptc_httpd_is_full(const ptc_httpd_req_t *req);
+
+/**
+ * Accepts the protocol upgrade a request asked for (Upgrade with Connection: upgrade, HTTP/1.1,
+ * not CONNECT, its body complete): sends "101 Switching Protocols" with the handler's headers
+ * (borrowed; the Upgrade field among them; not Content-Length, Transfer-Encoding or
+ * Connection: httpd adds "Connection: upgrade") and turns the exchange into a byte pipe. From
+ * then on on_body delivers the client's raw bytes (the first calls may carry bytes the client
+ * sent right after its request), and one call with `end` when the client ended its side
+ * (writing stays possible); ptc_httpd_write() sends raw bytes; ptc_httpd_finish() closes the
+ * connection once they are written. The connection is never reused. Returns 0, PTC_ESTATE
+ * (not such a request, or a head was already sent), PTC_EHTTP (a header cannot be written),
+ * or PTC_ECLOSED.
+ */
+PTC_MUST_CHECK int ptc_httpd_upgrade(ptc_httpd_req_t *req, const ptc_http_header_t *hdrs,
+                                     size_t cnt);
+
+/**
+ * Adds the app request path's fields to the request's http_request_done line: the app's name,
+ * the connector and tunnel ids (copied; NULL or "" is written as null) and upstream_ms, the
+ * time from the REQUEST to the RESPONSE head (negative: null). Every such line also carries
+ * client_ip.
+ */
+void ptc_httpd_req_set_log_fields(ptc_httpd_req_t *req, const char *app, const char *connector,
+                                  const char *tunnel, int64_t upstream_ms);
 
 /**
  * Answers with a whole response: head, `len` bytes of `body` (copied) and finish.

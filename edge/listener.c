@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "edge/httpd.h"
+#include "edge/redirect.h"
 #include "edge/tunnel_srv.h"
 #include "proto/proto.h"
 
@@ -28,6 +29,7 @@ struct ptc_listener {
     uint16_t *ports;
     size_t cnt;
     bool stopped;
+    ptc_redirect_t *redirect; /* the plain-HTTP redirect listeners (edge/redirect.h), or NULL */
 };
 
 static const char *const alpn_list[] = {PTC_PROTO_ALPN, PTC_ALPN_HTTP1, NULL};
@@ -469,6 +471,10 @@ int ptc_listener_start(ptc_edge_t *edge, char *err, size_t errlen)
         PTC_LOG(&edge->log, PTC_LOG_INFO, "listener_started", PTC_LOG_STR("address", name),
                 PTC_LOG_STR("listen", spec), PTC_LOG_UINT("port", l->ports[i]));
     }
+    rc = ptc_redirect_start(edge, l->ports[0], &l->redirect, err, errlen);
+    if (rc != 0) {
+        goto fail;
+    }
     if (edge->state != NULL) {
         ptc_state_observe(edge->state, on_state_change, edge);
     }
@@ -488,6 +494,8 @@ void ptc_listener_stop(ptc_edge_t *edge)
     }
     l->stopped = true;
     close_socks(l);
+    ptc_redirect_close(l->redirect);
+    l->redirect = NULL;
     if (edge->state != NULL) {
         ptc_state_unobserve(edge->state, on_state_change, edge);
     }

@@ -30,6 +30,7 @@
 #include "edge/edge_config.h"
 #include "edge/listener.h"
 #include "edge/notify.h"
+#include "edge/proxy.h"
 #include "edge/register.h"
 #include "edge/registry.h"
 #include "edge/state.h"
@@ -266,6 +267,7 @@ static int run(ptc_edge_t *edge)
     }
     set_advertise(edge);
     ptc_tunnel_srv_start(edge);
+    ptc_proxy_install(edge);
     rc = ptc_admin_start(edge, err, sizeof(err));
     if (rc != 0) {
         startup_failed(edge, "admin_start_failed", err, rc);

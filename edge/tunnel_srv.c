@@ -26,6 +26,7 @@
 
 #include "common/keys.h"
 #include "common/tls.h"
+#include "edge/diag.h"
 #include "edge/listener.h"
 #include "proto/mux.h"
 #include "proto/proto.h"
@@ -616,6 +617,12 @@ static void on_control(ptc_tunnel_t *t, const uint8_t *p, size_t len)
         tunnel_fail(t, PTC_WIRE_PROTOCOL_ERROR, "unexpected frame", "protocol_error");
         return;
     }
+    if (strcmp(name, "probe_result") == 0) {
+        /* Informational (§4.8.1): never a tunnel error, whatever it holds. */
+        ptc_diag_on_probe_result(t->base.edge, t->connector, doc);
+        json_decref(doc);
+        return;
+    }
     /* Unknown document types are ignored once the handshake is over (§13 rule 3). */
     PTC_LOG(&t->base.log, PTC_LOG_DEBUG, "tunnel_control_ignored", PTC_LOG_STR("type", name));
     json_decref(doc);
@@ -1088,4 +1095,64 @@ const char *ptc_tunnel_id(const ptc_tunnel_t *t)
 const char *ptc_tunnel_connector(const ptc_tunnel_t *t)
 {
     return t->connector;
+}
+
+/* ---- informational CONTROL documents ---- */
+
+static int cmp_connector(const void *a, const void *b)
+{
+    const ptc_tunnel_t *x = *(ptc_tunnel_t *const *)a;
+    const ptc_tunnel_t *y = *(ptc_tunnel_t *const *)b;
+    int c = strcmp(x->connector, y->connector);
+    if (c != 0) {
+        return c;
+    }
+    /* The oldest tunnel of a connector first. */
+    return x->up_loop_ms < y->up_loop_ms ? -1 : x->up_loop_ms > y->up_loop_ms ? 1 : 0;
+}
+
+size_t ptc_tunnel_group_connectors(ptc_edge_t *edge, const char *group, ptc_tunnel_t **out,
+                                   size_t cap)
+{
+    size_t n = ptc_registry_all_owners(edge->registry, NULL, 0);
+    if (n == 0) {
+        return 0;
+    }
+    void **owners = ptc_xmalloc(n * sizeof(*owners));
+    n = ptc_registry_all_owners(edge->registry, owners, n);
+    ptc_tunnel_t **live = ptc_xmalloc(n * sizeof(*live));
+    size_t cnt = 0;
+    for (size_t i = 0; i < n; i++) {
+        ptc_tunnel_t *t = owners[i];
+        if (t->state == TS_RUNNING && !t->closing && strcmp(t->group, group) == 0) {
+            live[cnt++] = t;
+        }
+    }
+    qsort(live, cnt, sizeof(*live), cmp_connector);
+    size_t found = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        if (i > 0 && strcmp(live[i]->connector, live[i - 1]->connector) == 0) {
+            continue;
+        }
+        if (found < cap) {
+            out[found] = live[i];
+        }
+        found++;
+    }
+    free(live);
+    free(owners);
+    return found;
+}
+
+int ptc_tunnel_send_control(ptc_tunnel_t *t, const char *json, size_t len)
+{
+    if (t->closing || (t->state != TS_RUNNING && t->state != TS_DRAINING)) {
+        return PTC_ECLOSED;
+    }
+    int rc = ptc_mux_send_control(t->mux, (const uint8_t *)json, len);
+    if (rc != 0) {
+        return map_proto_err(rc);
+    }
+    flush(t);
+    return 0;
 }

@@ -134,4 +134,23 @@ bool ptc_tunnel_is_full(const ptc_tunnel_t *t);
 const char *ptc_tunnel_id(const ptc_tunnel_t *t);
 const char *ptc_tunnel_connector(const ptc_tunnel_t *t);
 
+/* ---- informational CONTROL documents (docs/protocol.md §4.8.1) ---- */
+
+/**
+ * Fills out[0..cap) with one running, non-draining tunnel per connector of `group` (each
+ * connector's oldest such tunnel), sorted by connector id, and returns how many connectors
+ * have one (which may exceed cap). The pointers are valid until the loop runs again.
+ */
+size_t ptc_tunnel_group_connectors(ptc_edge_t *edge, const char *group, ptc_tunnel_t **out,
+                                   size_t cap);
+
+/**
+ * Sends a CONTROL document (`len` bytes of JSON text, copied) on a running tunnel. Returns 0,
+ * or PTC_ECLOSED (the tunnel is not running: handshake or closing), PTC_ELIMIT (larger than
+ * the connector's max_control_size), PTC_ENOMEM. CONTROL documents received from the
+ * connector of types the edge knows are delivered to their modules: `probe_result` to
+ * edge/diag (ptc_diag_on_probe_result).
+ */
+PTC_MUST_CHECK int ptc_tunnel_send_control(ptc_tunnel_t *t, const char *json, size_t len);
+
 #endif

@@ -52,9 +52,12 @@ static const char USAGE_APP[] =
     "       portico app show NAME\n"
     "       portico app set NAME KEY=VALUE...\n"
     "       portico app delete NAME\n"
+    "       portico app test NAME\n"
     "KEY is a setting (maintenance_mode, backend_timeout, home_page, ...; a dot reaches into an\n"
     "object: sso_headers.email=X-Email). VALUE is read as JSON when it parses (true, 42,\n"
-    "[\"a\",\"b\"], {...}, \"text\"), else as a string.\n";
+    "[\"a\",\"b\"], {...}, \"text\"), else as a string.\n"
+    "`app test` checks the app's settings, certificate and connectors, and has each live\n"
+    "connector of its group reach the internal URL; it exits 0 when every check passed.\n";
 
 static const char USAGE_CERT[] = "usage: portico cert add --cert FILE --key FILE\n"
                                  "       portico cert list\n"
@@ -75,7 +78,7 @@ void ptc_commands_usage(FILE *out)
           "  connector  list | show ID | move ID --group GROUP | delete ID\n"
           "  app        add NAME --internal-url URL [--external-url URL] [--group GROUP]\n"
           "                 [--pre-auth oidc|passthrough] [--set KEY=VALUE]...\n"
-          "             list | show NAME | set NAME KEY=VALUE... | delete NAME\n"
+          "             list | show NAME | set NAME KEY=VALUE... | delete NAME | test NAME\n"
           "  cert       add --cert FILE --key FILE | list | delete ID\n"
           "  status\n"
           "\n"
@@ -996,6 +999,113 @@ out:
     return rc;
 }
 
+/* The width of a check's label ("probe cn_..."), in code points. */
+static size_t check_label(const json_t *check, char *out, size_t cap)
+{
+    const char *name = jstr(check, "check");
+    const char *conn = jstr(check, "connector");
+    char *safe = ptc_table_sanitize(name);
+    char *safe_conn = conn != NULL ? ptc_table_sanitize(conn) : NULL;
+    snprintf(out, cap, "%s%s%s", safe, safe_conn != NULL ? " " : "",
+             safe_conn != NULL ? safe_conn : "");
+    free(safe);
+    free(safe_conn);
+    return ptc_table_width(out);
+}
+
+/* Prints "    KEY: text" for a check's hint or note, when present. */
+static void check_extra(ptc_cli_t *cli, const json_t *check, const char *key)
+{
+    const char *text = jstr(check, key);
+    if (text != NULL) {
+        say(cli, "    ", key, ": ", text, NULL);
+    }
+}
+
+/*
+ * The human form of an app test report: one line per check (a check mark or a cross, the
+ * check, its detail), the steps of each probe, and the hint of each failure.
+ */
+static void print_test_report(ptc_cli_t *cli, const json_t *r)
+{
+    say(cli, "app ", nz(jstr(r, "app")), ": ", nz(jstr(r, "external_url")), " -> ",
+        nz(jstr(r, "internal_url")), " (group ", nz(jstr(r, "connector_group")), ")", NULL);
+    const json_t *checks = json_object_get(r, "checks");
+    size_t width = 0;
+    size_t i;
+    const json_t *c;
+    char label[256];
+    json_array_foreach(checks, i, c)
+    {
+        size_t w = check_label(c, label, sizeof(label));
+        width = w > width ? w : width;
+    }
+    size_t failed = 0;
+    json_array_foreach(checks, i, c)
+    {
+        bool ok = json_is_true(json_object_get(c, "ok"));
+        failed += ok ? 0 : 1;
+        size_t w = check_label(c, label, sizeof(label));
+        char pad[256];
+        size_t n = width - w < sizeof(pad) - 1 ? width - w : sizeof(pad) - 1;
+        memset(pad, ' ', n);
+        pad[n] = '\0';
+        say(cli, ok ? "\u2713 " : "\u2717 ", label, pad, "  ", nz(jstr(c, "detail")), NULL);
+        size_t k;
+        const json_t *st;
+        json_array_foreach(json_object_get(c, "steps"), k, st)
+        {
+            char ms[32] = "";
+            json_t *v = json_object_get(st, "ms");
+            if (json_is_number(v)) {
+                snprintf(ms, sizeof(ms), "%8.2f ms", json_number_value(v));
+            }
+            char name[8];
+            snprintf(name, sizeof(name), "%-5.5s", nz(jstr(st, "step")));
+            say(cli, "    ", name, json_is_true(json_object_get(st, "ok")) ? "\u2713" : "\u2717",
+                ms, "  ", jstr(st, "detail") != NULL ? jstr(st, "detail") : "", NULL);
+        }
+        if (!ok) {
+            check_extra(cli, c, "hint");
+        }
+        check_extra(cli, c, "note");
+    }
+    char summary[96];
+    if (failed == 0) {
+        snprintf(summary, sizeof(summary), "all %zu checks passed", json_array_size(checks));
+    } else {
+        snprintf(summary, sizeof(summary), "%zu of %zu checks failed", failed,
+                 json_array_size(checks));
+    }
+    say(cli, summary, NULL);
+}
+
+static int app_test(ptc_cli_t *cli, int argc, char **argv)
+{
+    const char *name = NULL;
+    char path[PATH_CAP];
+    int rc = parse_plain(cli, USAGE_APP, "app test", argc, argv, &name, 1, "NAME");
+    if (rc != 0) {
+        return rc;
+    }
+    static const char suffix[] = "/test";
+    if (!make_path(path, "apps", name) || strlen(path) + sizeof(suffix) > PATH_CAP) {
+        return usage_error(cli, USAGE_APP, "app test: NAME is too long");
+    }
+    strcat(path, suffix);
+    ptc_client_response_t resp = {0};
+    rc = call(cli, "POST", path, NULL, &resp);
+    if (rc == 0) {
+        if (!cli->json) {
+            print_test_report(cli, resp.json);
+        }
+        /* The exit status says whether the app passed, with --json too (for scripts). */
+        rc = json_is_true(json_object_get(resp.json, "ok")) ? PTC_CLI_EXIT_OK : PTC_CLI_EXIT_FAIL;
+    }
+    ptc_client_response_dispose(&resp);
+    return rc;
+}
+
 static int cmd_app(ptc_cli_t *cli, int argc, char **argv)
 {
     const char *verb = argv[0];
@@ -1007,6 +1117,8 @@ static int cmd_app(ptc_cli_t *cli, int argc, char **argv)
         return app_add(cli, argc - 1, argv + 1);
     } else if (strcmp(verb, "set") == 0) {
         return app_set(cli, argc - 1, argv + 1);
+    } else if (strcmp(verb, "test") == 0) {
+        return app_test(cli, argc - 1, argv + 1);
     } else if (strcmp(verb, "list") == 0) {
         rc = parse_plain(cli, USAGE_APP, "app list", argc - 1, argv + 1, NULL, 0, "");
         if (rc == 0 && (rc = call(cli, "GET", "/v1/apps", NULL, &resp)) == 0 && !cli->json) {

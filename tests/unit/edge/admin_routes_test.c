@@ -5,7 +5,8 @@
  * calls ptc_admin_routes_handle() with a method, a target and a body, and checks the status
  * and the JSON answer: routing (404, 405 + Allow, percent-decoding), body checks whose 400
  * messages name the field, state errors (409), the JSON shapes of docs/admin-api.md, and
- * that secrets (token text, certificate keys) appear only where they must.
+ * that secrets (token text, certificate keys) appear only where they must; and the app test
+ * route, whose deferred answer is run on a loop.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "edge/state.h"
 #include "edge/store.h"
 #include "tests/support/certgen.h"
+#include "tests/support/loop.h"
 #include "tests/support/test.h"
 
 /* 2023-11-14T22:13:20Z */
@@ -591,6 +593,109 @@ static void test_status(void)
     teardown(&f);
 }
 
+/* ---- app tests (a deferred answer) ---- */
+
+typedef struct answer {
+    int calls;
+    int status;
+    json_t *doc;
+} answer_t;
+
+static void on_answer(void *data, int status, json_t *doc)
+{
+    answer_t *a = data;
+    a->calls++;
+    a->status = status;
+    a->doc = doc;
+}
+
+static void test_app_test_route(void)
+{
+    fixture_t f;
+    setup(&f);
+    ptc_admin_req_t r;
+    call(&f, &r, "POST", "/v1/apps",
+         "{\"name\":\"hr\",\"internal_url\":\"http://10.0.0.5/\",\"pre_auth\":\"passthrough\"}");
+    CHECK_EQ(r.status, 201);
+    done(&r);
+
+    /* A deferred answer: no status or answer yet, not a change. */
+    call(&f, &r, "POST", "/v1/apps/hr/test", NULL);
+    CHECK_EQ(r.status, 0);
+    CHECK_NULL(r.answer);
+    CHECK_NOT_NULL(r.deferred);
+    CHECK(!r.is_change);
+    CHECK_STREQ(r.resource, "app");
+    CHECK_STREQ(r.id, "hr");
+    const ptc_admin_deferred_t *d = r.deferred;
+    done(&r);
+    call(&f, &r, "POST", "/v1/apps/hr/test", "{}");
+    CHECK(r.deferred == d);
+    done(&r);
+
+    call(&f, &r, "POST", "/v1/apps/nope/test", NULL);
+    check_error(&r, 404, "not_found", "no app named \"nope\"");
+    CHECK_NULL(r.deferred);
+    done(&r);
+    call(&f, &r, "GET", "/v1/apps/hr/test", NULL);
+    check_error(&r, 405, "method_not_allowed", "allowed: POST");
+    CHECK_STREQ(r.allow, "POST");
+    done(&r);
+    call(&f, &r, "POST", "/v1/apps/hr/test", "{\"timeout\":1}");
+    check_error(&r, 400, "bad_request", "body: expected none");
+    done(&r);
+    static const char *const bad[] = {"/v1/apps/hr/test/", "/v1/apps/hr/", "/v1/apps/hr/other",
+                                      "/v1/apps//test", "/v1/groups/Default/test"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call(&f, &r, "POST", bad[i], NULL);
+        check_error(&r, 404, "not_found", "no such path");
+        done(&r);
+    }
+
+    /* Started on a loop: the answer comes once, later, with the report. This edge has no
+     * default certificate and no connector, so both checks fail. */
+    uv_loop_t loop;
+    CHECK_OK(uv_loop_init(&loop));
+    f.edge.loop = &loop;
+    answer_t a = {0};
+    void *h = d->start(&f.edge, "hr", on_answer, &a);
+    CHECK_NOT_NULL(h);
+    CHECK_EQ(a.calls, 0);
+    ptc_test_loop_run(&loop, 5000, "app test");
+    CHECK_EQ(a.calls, 1);
+    CHECK_EQ(a.status, 200);
+    CHECK(json_is_false(json_object_get(a.doc, "ok")));
+    json_t *checks = json_object_get(a.doc, "checks");
+    CHECK_EQ(json_array_size(checks), 3);
+    CHECK_STREQ(str(json_array_get(checks, 0), "check"), "configuration");
+    CHECK(json_is_true(json_object_get(json_array_get(checks, 0), "ok")));
+    CHECK_STREQ(str(json_array_get(checks, 1), "check"), "certificate");
+    CHECK(json_is_false(json_object_get(json_array_get(checks, 1), "ok")));
+    CHECK_STREQ(str(json_array_get(checks, 2), "detail"), "group Default has no connector");
+    json_decref(a.doc);
+
+    /* Cancelled: no answer, and nothing left on the loop. */
+    answer_t b = {0};
+    h = d->start(&f.edge, "hr", on_answer, &b);
+    CHECK_NOT_NULL(h);
+    d->cancel(h);
+    CHECK_NULL(f.edge.diag_runs);
+    ptc_test_loop_run(&loop, 5000, "cancelled app test");
+    CHECK_EQ(b.calls, 0);
+
+    /* An app deleted between routing and the start: 404 through the callback. */
+    answer_t c = {0};
+    h = d->start(&f.edge, "gone", on_answer, &c);
+    CHECK_NOT_NULL(h);
+    ptc_test_loop_run(&loop, 5000, "app test of a missing app");
+    CHECK_EQ(c.calls, 1);
+    CHECK_EQ(c.status, 404);
+    CHECK_STREQ(str(c.doc, "error"), "not_found");
+    json_decref(c.doc);
+    ptc_test_loop_finish(&loop);
+    teardown(&f);
+}
+
 static const ptc_test_case_t cases[] = {
     PTC_TEST(test_unknown_paths_are_404),
     PTC_TEST(test_wrong_method_is_405_with_allow),
@@ -601,6 +706,7 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_apps),
     PTC_TEST(test_certs_never_return_the_key),
     PTC_TEST(test_status),
+    PTC_TEST(test_app_test_route),
 };
 
 int main(int argc, char **argv)

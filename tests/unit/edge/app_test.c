@@ -108,7 +108,7 @@ static const char *full_app =
     "\"validate_backend_tls\":false,\"home_page\":\"https://docs.example.org:8443/wiki/Main\","
     "\"assignment\":{\"users\":[\"ann@example.org\",\"sub-42\"],\"groups\":[\"staff\"]},"
     "\"sso_headers\":{\"email\":\"X-Email\",\"preferred_username\":\"Remote-User\"},"
-    "\"robots_txt\":false,\"hsts\":true}";
+    "\"robots_txt\":false,\"hsts\":true,\"max_body_size\":1048576}";
 
 static void test_every_setting_and_round_trip(void)
 {
@@ -141,6 +141,7 @@ static void test_every_setting_and_round_trip(void)
     CHECK_STREQ(app->sso_headers[1].value, "Remote-User");
     CHECK(!app->robots_txt);
     CHECK(app->hsts);
+    CHECK_UEQ(app->max_body_size, 1048576);
 
     /* to_json gives the same document back, and it parses to the same app. */
     json_t *orig = load(full_app);
@@ -159,7 +160,8 @@ static void test_every_setting_and_round_trip(void)
     /* Defaults are written out too, so the document is complete. */
     ptc_app_t *small = parse_ok("{\"name\":\"hr\",\"internal_url\":\"http://h/\"}", &ctx);
     j = ptc_app_to_json(small);
-    CHECK_EQ(json_object_size(j), 19);
+    CHECK_EQ(json_object_size(j), 20);
+    CHECK_EQ(json_integer_value(json_object_get(j, "max_body_size")), 0);
     CHECK_STREQ(json_string_value(json_object_get(j, "pre_auth")), "oidc");
     CHECK_STREQ(json_string_value(json_object_get(j, "backend_timeout")), "default");
     CHECK(json_is_true(json_object_get(j, "robots_txt")));
@@ -357,6 +359,32 @@ static void test_covers_and_refs(void)
     ptc_app_unref(NULL);
 }
 
+/* max_body_size: 0 (unlimited) by default, a byte count or a size string, never negative. */
+static void test_max_body_size(void)
+{
+    ptc_app_t *app = parse_ok("{\"name\":\"hr\",\"internal_url\":\"http://h/\"}", &ctx);
+    CHECK_UEQ(app->max_body_size, 0);
+    ptc_app_unref(app);
+    app = parse_ok("{\"name\":\"hr\",\"internal_url\":\"http://h/\",\"max_body_size\":\"10MiB\"}",
+                   &ctx);
+    CHECK_UEQ(app->max_body_size, 10485760);
+    json_t *j = ptc_app_to_json(app);
+    CHECK_EQ(json_integer_value(json_object_get(j, "max_body_size")), 10485760);
+    json_decref(j);
+    ptc_app_unref(app);
+    app = parse_ok("{\"name\":\"hr\",\"internal_url\":\"http://h/\",\"max_body_size\":1}", &ctx);
+    CHECK_UEQ(app->max_body_size, 1);
+    ptc_app_unref(app);
+    check_refused(__LINE__, "{\"name\":\"hr\",\"internal_url\":\"http://h/\",\"max_body_size\":-1}",
+                  &ctx, "max_body_size");
+    check_refused(__LINE__,
+                  "{\"name\":\"hr\",\"internal_url\":\"http://h/\",\"max_body_size\":\"lots\"}",
+                  &ctx, "max_body_size");
+    check_refused(__LINE__,
+                  "{\"name\":\"hr\",\"internal_url\":\"http://h/\",\"max_body_size\":true}", &ctx,
+                  "max_body_size");
+}
+
 static void test_name_rule(void)
 {
     CHECK(ptc_app_name_is_valid("a"));
@@ -381,6 +409,7 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_lenient_idp),
     PTC_TEST(test_patch),
     PTC_TEST(test_covers_and_refs),
+    PTC_TEST(test_max_body_size),
     PTC_TEST(test_name_rule),
 };
 

@@ -227,6 +227,29 @@ static void test_example_file_is_valid(void)
     ptc_edge_config_free(&cfg);
 }
 
+/* The app request path's keys: the plain-HTTP redirect listeners and Server-Timing. */
+static void test_http_listen_and_server_timing(void)
+{
+    ptc_edge_config_t cfg;
+    char err[512];
+    CHECK_OK(load("{" MINIMAL "}", &cfg, err, sizeof(err)));
+    CHECK_EQ(cfg.http_listen_cnt, 0);
+    CHECK(!cfg.server_timing);
+    ptc_edge_config_free(&cfg);
+    CHECK_OK(load("{" MINIMAL ",\"http_listen\":[\"0.0.0.0:80\",\"[::1]:8080\"],"
+                  "\"server_timing\":true}",
+                  &cfg, err, sizeof(err)));
+    CHECK_EQ(cfg.http_listen_cnt, 2);
+    CHECK_STREQ(cfg.http_listen[1], "[::1]:8080");
+    CHECK(cfg.server_timing);
+    ptc_edge_config_free(&cfg);
+    refused("{" MINIMAL ",\"http_listen\":[\"nowhere\"]}",
+            "edge.json: http_listen[0]: expected \"host:port\" such as \"0.0.0.0:80\", got "
+            "\"nowhere\"");
+    refused("{" MINIMAL ",\"server_timing\":\"yes\"}",
+            "edge.json: server_timing: expected true or false, got \"yes\"");
+}
+
 static void test_hostname_rule(void)
 {
     CHECK(ptc_edge_config_is_hostname("edge.example.com"));
@@ -251,7 +274,7 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_minimal_takes_defaults), PTC_TEST(test_full_document),
     PTC_TEST(test_load_from_file),         PTC_TEST(test_schema_refusals),
     PTC_TEST(test_cross_key_refusals),     PTC_TEST(test_example_file_is_valid),
-    PTC_TEST(test_hostname_rule),
+    PTC_TEST(test_hostname_rule),          PTC_TEST(test_http_listen_and_server_timing),
 };
 
 int main(int argc, char **argv)
