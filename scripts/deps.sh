@@ -13,7 +13,7 @@ pkgs=(
 case "$profile" in
   build) ;;
   check) pkgs+=(clang libclang-rt-14-dev clang-format git openssl nodejs) ;;
-  demo) pkgs+=(openssl) ;;
+  demo) pkgs+=(openssl nodejs) ;;
   *) echo "deps.sh: unknown profile '$profile' (build, check, demo)" >&2; exit 2 ;;
 esac
 
