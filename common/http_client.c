@@ -1258,15 +1258,32 @@ static void req_kick(conn_t *conn)
     if (conn->state != C_ACTIVE || r == NULL || r->paused) {
         return;
     }
-    size_t len = conn->in.len;
-    const uint8_t *p = len > 0 ? ptc_buf_data(&conn->in) : empty_input;
+    /*
+     * The held bytes are taken out of the connection while the callbacks run, since those
+     * may end the exchange under the parse: a response completed here puts the connection in
+     * the pool (which drops its held input) before on_done, and on_done may bind the next
+     * request to it at once. Consuming from conn->in afterwards would account bytes to a
+     * buffer that no longer holds them. What the parse left is given back only to the
+     * exchange it belongs to: this request, paused again, or the pipe it switched to.
+     */
+    ptc_buf_t held = conn->in;
+    ptc_buf_init(&conn->in);
+    size_t len = held.len;
+    const uint8_t *p = len > 0 ? ptc_buf_data(&held) : empty_input;
     /* Even with nothing held, a DONE may be waiting (a pause right after the last piece). */
     size_t n = conn_parse(conn, p, len);
-    if (conn->closing) {
+    ptc_buf_consume(&held, n);
+    bool same = conn->state == C_PIPE || (conn->state == C_ACTIVE && conn->req == r);
+    if (conn->closing || !same) {
+        /* Closed, pooled (only once every byte was parsed), or serving the next request. */
+        ptc_buf_dispose(&held);
         return;
     }
-    ptc_buf_consume(&conn->in, n);
-    if (conn->in.len > 0 || conn->state != C_ACTIVE || conn->req != r) {
+    /* Nothing is read while input is held, so nothing can have been held meanwhile. */
+    assert(conn->in.len == 0);
+    ptc_buf_dispose(&conn->in);
+    conn->in = held;
+    if (conn->in.len > 0 || conn->state != C_ACTIVE) {
         return;
     }
     ptc_buf_dispose(&conn->in);

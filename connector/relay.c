@@ -85,26 +85,29 @@ static void maybe_free(ptc_relay_stream_t *s)
         return;
     }
     ptc_relay_t *r = s->r;
-    ptc_log_field_t f[12];
-    size_t n = 0;
-    f[n++] = PTC_LOG_STR("method", s->method);
-    f[n++] = PTC_LOG_STR("host", s->host);
-    f[n++] = PTC_LOG_STR("path", s->path);
-    f[n++] = PTC_LOG_INT("status", s->status);
-    f[n++] = PTC_LOG_STR("result", s->result != NULL ? s->result : "ok");
-    f[n++] = PTC_LOG_UINT("bytes_in", s->bytes_in);
-    f[n++] = PTC_LOG_UINT("bytes_out", s->bytes_out);
-    f[n++] = PTC_LOG_UINT("dur_ms", uv_now(r->loop) - s->start_ms);
-    if (s->detail[0] != '\0') {
-        f[n++] = PTC_LOG_STR("detail", s->detail);
+    /* A backend that failed is worth a warning; the other ends are ordinary. The line
+     * carries the edge's request id (the context's `req`); `result` says how it ended. */
+    ptc_log_level_t level = s->detail[0] != '\0' ? PTC_LOG_WARN : PTC_LOG_INFO;
+    if (ptc_log_enabled(&s->log, level)) {
+        ptc_log_field_t f[12];
+        size_t n = 0;
+        f[n++] = PTC_LOG_STR("method", s->method);
+        f[n++] = PTC_LOG_STR("host", s->host);
+        f[n++] = PTC_LOG_PEER("path", s->path, strlen(s->path));
+        f[n++] = PTC_LOG_INT("status", s->status);
+        f[n++] = PTC_LOG_STR("result", s->result != NULL ? s->result : "ok");
+        f[n++] = PTC_LOG_UINT("bytes_in", s->bytes_in);
+        f[n++] = PTC_LOG_UINT("bytes_out", s->bytes_out);
+        f[n++] = PTC_LOG_UINT("dur_ms", uv_now(r->loop) - s->start_ms);
+        if (s->detail[0] != '\0') {
+            f[n++] = PTC_LOG_STR("detail", s->detail);
+        }
+        if (s->err != 0) {
+            f[n++] = PTC_LOG_ERR(s->err);
+        }
+        f[n++] = PTC_LOG_END;
+        ptc_log_write(&s->log, level, "backend_request_done", f);
     }
-    if (s->err != 0) {
-        f[n++] = PTC_LOG_ERR(s->err);
-    }
-    f[n++] = PTC_LOG_END;
-    /* A backend that failed is worth a warning; the other ends are ordinary. */
-    ptc_log_write(&s->log, s->detail[0] != '\0' ? PTC_LOG_WARN : PTC_LOG_INFO,
-                  "backend_request_done", f);
     ptc_buf_dispose(&s->out);
     free(s);
     r->streams--;
@@ -469,6 +472,26 @@ static void on_req_upgrade(ptc_http_client_req_t *r, const ptc_http_head_t *head
 
 /* ---- the tunnel's calls ---- */
 
+/* The edge names every request with an x-request-id field (docs/protocol.md §5.5 rule 5):
+ * the stream's log lines carry it as `req`, so they match the edge's access log. */
+static void set_request_id(ptc_relay_stream_t *s, const ptc_request_head_t *head)
+{
+    static const char name[] = "x-request-id";
+    for (size_t i = 0; i < head->header_cnt; i++) {
+        const ptc_proto_field_t *f = &head->headers[i];
+        if (f->name.len != sizeof(name) - 1) {
+            continue;
+        }
+        ptc_slice_t n = {f->name.ptr, f->name.len};
+        if (ptc_slice_case_eq(n, name)) {
+            char id[PTC_LOG_REQ_CAP];
+            copy_str(id, sizeof(id), f->value);
+            ptc_log_ctx_set_req(&s->log, id);
+            return;
+        }
+    }
+}
+
 uint32_t ptc_relay_open(ptc_relay_t *r, ptc_tunnel_t *t, uint32_t id,
                         const ptc_request_head_t *head, bool end_stream)
 {
@@ -484,6 +507,7 @@ uint32_t ptc_relay_open(ptc_relay_t *r, ptc_tunnel_t *t, uint32_t id,
     ptc_buf_init(&s->out);
     ptc_log_ctx_derive(&s->log, ptc_tunnel_log(t));
     s->log.stream = id;
+    set_request_id(s, head);
     copy_str(s->method, sizeof(s->method), head->method);
     copy_str(s->host, sizeof(s->host), head->host);
     copy_str(s->path, sizeof(s->path), head->target);

@@ -1642,6 +1642,175 @@ static void test_cancel_while_connecting(void)
     tctx_dispose_seen(&t);
 }
 
+/* ---- held input: response bytes read with a piece the caller paused at ---- */
+
+/*
+ * h_chunked answers in one write, so the whole response arrives in one read. A request that
+ * pauses at its head or first body piece leaves the rest of that read held by the client,
+ * which delivers it from the connection's timer after a resume. These cases end the exchange
+ * during that delivery: by completing it (the connection goes back to the pool and is taken
+ * at once by the next request, from on_done), or by cancelling it, while paused or from
+ * inside a callback.
+ */
+typedef struct held {
+    rq_t q[2];
+    uv_timer_t timer;
+    ptc_http_client_req_t *paused; /* what the timer resumes or cancels */
+    bool cancel_paused;            /* the timer cancels instead of resuming */
+    bool cancel_in_body;           /* on_body cancels at the second piece */
+    int resumes;
+} held_t;
+
+static void held_tick(uv_timer_t *timer)
+{
+    held_t *h = timer->data;
+    ptc_http_client_req_t *r = h->paused;
+    h->paused = NULL;
+    if (h->cancel_paused) {
+        ptc_http_client_req_cancel(r);
+    } else {
+        h->resumes++;
+        ptc_http_client_req_resume(r);
+    }
+}
+
+static void held_pause(rq_t *q, ptc_http_client_req_t *r)
+{
+    held_t *h = q->arg;
+    ptc_http_client_req_pause(r);
+    h->paused = r;
+    CHECK_OK(uv_timer_start(&h->timer, held_tick, 0, 0));
+}
+
+static void held_on_head(ptc_http_client_req_t *r, const ptc_http_head_t *head)
+{
+    rq_on_head(r, head);
+    held_pause(ptc_http_client_req_data(r), r);
+}
+
+/* Pauses at the first piece; cancels at the second when told to. */
+static void held_on_body(ptc_http_client_req_t *r, ptc_slice_t data)
+{
+    rq_t *q = ptc_http_client_req_data(r);
+    held_t *h = q->arg;
+    rq_on_body(r, data);
+    if (q->body_cbs == 1) {
+        held_pause(q, r);
+    } else if (q->body_cbs == 2 && h->cancel_in_body) {
+        ptc_http_client_req_cancel(r);
+        CHECK_EQ(q->errors, 0); /* never from within the call */
+    }
+}
+
+static void held_init(held_t *h, tctx_t *t)
+{
+    memset(h, 0, sizeof(*h));
+    CHECK_OK(uv_timer_init(&t->loop, &h->timer));
+    h->timer.data = h;
+}
+
+static void held_start(held_t *h, int i, const char *target, bool pause_at_head)
+{
+    ptc_http_client_req_opts_t o = rq_opts(&h->q[i], "GET", target);
+    o.on_body = held_on_body;
+    if (pause_at_head) {
+        o.on_head = held_on_head;
+    }
+    rq_start(&h->q[i], &o);
+}
+
+static void held_second(rq_t *q)
+{
+    held_start(q->arg, 1, "/two", false);
+}
+
+static void held_shutdown(rq_t *q)
+{
+    held_t *h = q->arg;
+    uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+    tctx_shutdown(q->t);
+}
+
+/* The response completes from held input: the connection is pooled (its held input dropped)
+ * and on_done's next request reuses it before the delivery has returned. */
+static void test_resume_completes_from_held_input(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_chunked, false, NULL);
+    held_t h;
+    held_init(&h, &t);
+    rq_init(&h.q[0], &t, held_second);
+    rq_init(&h.q[1], &t, held_shutdown);
+    h.q[0].arg = &h;
+    h.q[1].arg = &h;
+    held_start(&h, 0, "/one", false);
+    tctx_run(&t);
+    CHECK_EQ(h.resumes, 2);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(h.q[i].dones, 1);
+        CHECK_EQ(h.q[i].errors, 0);
+        CHECK_EQ(h.q[i].body_cbs, 3);
+        check_body(&h.q[i], "hello world!");
+        ptc_buf_dispose(&h.q[i].body);
+    }
+    CHECK(h.q[1].reused);
+    CHECK_EQ(t.accepts, 1);
+    CHECK_EQ(t.seen_cnt, 2);
+    CHECK_EQ(t.stats.connects, 1);
+    CHECK_EQ(t.stats.idle, 1);
+    tctx_dispose_seen(&t);
+}
+
+static void held_cancelled_second(rq_t *q)
+{
+    held_t *h = q->arg;
+    h->cancel_paused = false;
+    h->cancel_in_body = true;
+    held_start(h, 1, "/two", false);
+}
+
+static void held_cancelled_done(rq_t *q)
+{
+    held_t *h = q->arg;
+    uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+    cancel_then(q);
+}
+
+/* A request paused with input held is cancelled from the timer (the relay's client went
+ * away); then one is cancelled from on_body while its held input is being delivered. */
+static void test_cancel_with_held_input(void)
+{
+    tctx_t t;
+    tctx_init(&t, h_chunked, false, NULL);
+    held_t h;
+    held_init(&h, &t);
+    rq_init(&h.q[0], &t, held_cancelled_second);
+    rq_init(&h.q[1], &t, held_cancelled_done);
+    h.q[0].arg = &h;
+    h.q[1].arg = &h;
+    h.cancel_paused = true;
+    held_start(&h, 0, "/one", true);
+    tctx_run(&t);
+    CHECK_EQ(h.q[0].heads, 1);
+    CHECK_EQ(h.q[0].body_cbs, 0);
+    CHECK_EQ(h.q[0].errors, 1);
+    CHECK_EQ(h.q[0].err, UV_ECANCELED);
+    CHECK_EQ(h.q[0].phase, PTC_HTTP_CLIENT_PHASE_BODY);
+    /* The second was resumed after its first piece and cancelled at the second. */
+    CHECK_EQ(h.resumes, 1);
+    CHECK_EQ(h.q[1].body_cbs, 2);
+    check_body(&h.q[1], "hello ");
+    CHECK_EQ(h.q[1].errors, 1);
+    CHECK_EQ(h.q[1].err, UV_ECANCELED);
+    CHECK_EQ(h.q[0].dones + h.q[1].dones, 0);
+    CHECK_EQ(t.accepts, 2);
+    CHECK_EQ(t.stats.idle, 0);
+    CHECK_EQ(t.stats.conns, 0);
+    ptc_buf_dispose(&h.q[0].body);
+    ptc_buf_dispose(&h.q[1].body);
+    tctx_dispose_seen(&t);
+}
+
 typedef struct inflight {
     rq_t q[3];
     int closed;
@@ -2055,6 +2224,8 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_upgrade_pipe_https),
     PTC_TEST(test_cancel_mid_response),
     PTC_TEST(test_cancel_while_connecting),
+    PTC_TEST(test_resume_completes_from_held_input),
+    PTC_TEST(test_cancel_with_held_input),
     PTC_TEST(test_close_client_in_flight),
     PTC_TEST(test_close_client_with_pipe),
     PTC_TEST(test_upgrade_server_closes),
