@@ -580,8 +580,9 @@ static bool put_cookie_domain(writer_t *w, const ptc_translate_t *t, const uint8
 }
 
 /*
- * Path: a path below the internal prefix keeps its tail under the external prefix; the
- * prefix itself or any path above it (a cookie for the whole app) becomes the external prefix
+ * Path: a path below the internal prefix keeps its tail under the external prefix, and the
+ * prefix written with its trailing '/' becomes the external prefix with one; the prefix
+ * without it, or any path above it (a cookie for the whole app), becomes the external prefix
  * without its trailing '/' ("/" for the root).
  */
 static bool put_cookie_path(writer_t *w, const ptc_translate_t *t, const uint8_t *v, size_t n)
@@ -594,6 +595,12 @@ static bool put_cookie_path(writer_t *w, const ptc_translate_t *t, const uint8_t
     if (deeper) {
         put_str(w, t->ext_prefix);
         put(w, v + pl, n - pl);
+        return true;
+    }
+    /* Exactly the (non-root) prefix with its trailing '/': the external prefix with its '/'. */
+    if (pl > 0 && n == pl + 1 && memcmp(v, t->int_prefix, pl) == 0 && v[pl] == '/') {
+        put_str(w, t->ext_prefix);
+        put(w, "/", 1);
         return true;
     }
     /* At or above: v is a segment-wise prefix of int_prefix + "/". */

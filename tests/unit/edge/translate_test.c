@@ -331,8 +331,10 @@ static void test_set_cookie_domain_and_path(void)
     HDR(t, c, "a=b; Secure; DOMAIN=.HR.CORP.LOCAL; Max-Age=60; PATH=/",
         "a=b; Secure; DOMAIN=apps.example.com; Max-Age=60; PATH=/hr");
     HDR(t, c, "a=b;Path=/app/x;Domain=hr.corp.local", "a=b;Path=/hr/x;Domain=apps.example.com");
+    /* The prefix with its slash keeps the slash (a cookie for the app's folder). */
+    HDR(t, c, "a=b; Path=/app/", "a=b; Path=/hr/");
     HDR(t, c, "a=b; Path = /app/ ; Expires=Wed, 21 Oct 2015 07:28:00 GMT",
-        "a=b; Path = /hr ; Expires=Wed, 21 Oct 2015 07:28:00 GMT");
+        "a=b; Path = /hr/ ; Expires=Wed, 21 Oct 2015 07:28:00 GMT");
     HDR(t, c, "a=b; Domain=local", "a=b; Domain=apps.example.com");
     /* Not ours. */
     HDR(t, c, "a=b; Domain=example.org; Path=/other", NULL);
