@@ -60,8 +60,8 @@ static void test_minimal_takes_defaults(void)
     CHECK_UEQ(cfg.limits.ping_interval_ms, 15000);
     CHECK_UEQ(cfg.limits.idle_timeout_ms, 45000);
     CHECK_UEQ(cfg.limits.drain_timeout_ms, 30000);
-    CHECK_UEQ(cfg.limits.http_head_timeout_ms, 10000);
-    CHECK_UEQ(cfg.limits.http_idle_timeout_ms, 60000);
+    CHECK_UEQ(cfg.limits.http_head_timeout_ms, 30000);
+    CHECK_UEQ(cfg.limits.http_idle_timeout_ms, 75000);
     CHECK_UEQ(cfg.limits.max_head_bytes, 16384);
     CHECK_EQ(cfg.limits.max_headers, 100);
     CHECK_EQ(cfg.limits.max_url_len, 8192);
