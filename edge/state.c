@@ -5,7 +5,10 @@
  * change memory and call the observers, so that a failed write leaves memory as it was.
  * Records live in arrays of pointers sorted by their key (binary search); apps are also
  * indexed by external host in a small hash table of buckets, rebuilt when apps change (rare),
- * so that the router's per-request lookup is a hash probe plus a short prefix scan.
+ * so that the router's per-request lookup is a hash probe plus a short prefix scan. This file
+ * holds the shared machinery (containers, messages, time, stored documents, observers), the
+ * groups, the apps, the certificates and the state's lifetime; registration tokens and
+ * connectors are in edge/state_connectors.c.
  */
 #include "edge/state.h"
 
@@ -21,29 +24,11 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/url.h"
+#include "edge/state_int.h"
 
-#define KIND_GROUPS "groups"
-#define KIND_TOKENS "tokens"
-#define KIND_CONNECTORS "connectors"
-#define KIND_APPS "apps"
-#define KIND_CERTS "certs"
-
-#define QUOTE_MAX 120
-#define QUOTE_CAP (QUOTE_MAX * 6 + 8)
-#define HOSTNAME_MAX 255
-#define AGENT_MAX 128
 #define PEM_MAX (256 * 1024)
 
 /* ---- containers ---- */
-
-/* An array of record pointers kept sorted by the record's key. */
-typedef struct ptrvec {
-    void **v;
-    size_t cnt;
-    size_t cap;
-} ptrvec_t;
-
-typedef const char *(*key_fn)(const void *rec);
 
 /* The first index whose key is >= key. */
 static size_t vec_lower_bound(const ptrvec_t *pv, const char *key, key_fn kf)
@@ -62,19 +47,19 @@ static size_t vec_lower_bound(const ptrvec_t *pv, const char *key, key_fn kf)
 }
 
 /* The index of the record with this key, or SIZE_MAX. */
-static size_t vec_index(const ptrvec_t *pv, const char *key, key_fn kf)
+size_t ptc_state_vec_index(const ptrvec_t *pv, const char *key, key_fn kf)
 {
     size_t i = vec_lower_bound(pv, key, kf);
     return i < pv->cnt && strcmp(kf(pv->v[i]), key) == 0 ? i : SIZE_MAX;
 }
 
-static void *vec_find(const ptrvec_t *pv, const char *key, key_fn kf)
+void *ptc_state_vec_find(const ptrvec_t *pv, const char *key, key_fn kf)
 {
-    size_t i = vec_index(pv, key, kf);
+    size_t i = ptc_state_vec_index(pv, key, kf);
     return i != SIZE_MAX ? pv->v[i] : NULL;
 }
 
-static void vec_insert(ptrvec_t *pv, void *rec, key_fn kf)
+void ptc_state_vec_insert(ptrvec_t *pv, void *rec, key_fn kf)
 {
     if (pv->cnt == pv->cap) {
         pv->cap = pv->cap != 0 ? pv->cap * 2 : 8;
@@ -86,25 +71,29 @@ static void vec_insert(ptrvec_t *pv, void *rec, key_fn kf)
     pv->cnt++;
 }
 
-static void vec_remove(ptrvec_t *pv, size_t i)
+void ptc_state_vec_remove(ptrvec_t *pv, size_t i)
 {
     memmove(pv->v + i, pv->v + i + 1, (pv->cnt - i - 1) * sizeof(*pv->v));
     pv->cnt--;
 }
 
+/* Writes prefix + 2*nbytes random hex digits into out, unique among `pv`. */
+void ptc_state_new_id(const ptrvec_t *pv, key_fn kf, const char *prefix, size_t nbytes, char *out,
+                      size_t cap)
+{
+    uint8_t raw[16];
+    size_t prefix_len = strlen(prefix);
+    assert(nbytes <= sizeof(raw) && prefix_len + 2 * nbytes < cap);
+    memcpy(out, prefix, prefix_len);
+    do {
+        ptc_random_bytes(raw, nbytes);
+        ptc_state_to_hex(raw, nbytes, out + prefix_len, cap - prefix_len);
+    } while (ptc_state_vec_index(pv, out, kf) != SIZE_MAX);
+}
+
 static const char *group_key(const void *rec)
 {
     return ((const ptc_group_t *)rec)->name;
-}
-
-static const char *token_key(const void *rec)
-{
-    return ((const ptc_token_t *)rec)->id;
-}
-
-static const char *connector_key(const void *rec)
-{
-    return ((const ptc_connector_t *)rec)->id;
 }
 
 static const char *app_key(const void *rec)
@@ -117,42 +106,9 @@ static const char *cert_key(const void *rec)
     return ((const ptc_cert_t *)rec)->id;
 }
 
-/* One external host's apps, longest external path first. */
-typedef struct bucket {
-    char *host;
-    const ptc_app_t **apps;
-    size_t cnt;
-    size_t cap;
-    struct bucket *next;
-} bucket_t;
-
-typedef struct observer {
-    ptc_state_observer_cb cb;
-    void *data;
-} observer_t;
-
-struct ptc_state {
-    ptc_store_t *store;
-    const ptc_app_ctx_t *ctx;
-    ptrvec_t groups;
-    ptrvec_t tokens;
-    ptrvec_t connectors;
-    ptrvec_t apps; /* each holds one reference */
-    ptrvec_t certs;
-    bucket_t **buckets;
-    size_t bucket_cnt; /* a power of two */
-    observer_t *observers;
-    size_t observer_cnt;
-    size_t observer_cap;
-    bool is_notifying;
-};
-
 /* ---- messages ---- */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+int ptc_state_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err != NULL && errlen > 0) {
         va_list ap;
@@ -163,7 +119,7 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     return code;
 }
 
-static const char *quote(char *dst, size_t cap, const char *s)
+const char *ptc_state_quote(char *dst, size_t cap, const char *s)
 {
     dst[0] = '"';
     size_t n = ptc_log_escape(dst + 1, cap - 2, s, strlen(s), QUOTE_MAX);
@@ -308,7 +264,7 @@ int ptc_state_time_parse(const char *s, uint64_t *ms)
     return 0;
 }
 
-static json_t *time_json(uint64_t ms)
+json_t *ptc_state_time_json(uint64_t ms)
 {
     char buf[PTC_STATE_TIME_CAP];
     ptc_state_time_format(ms, buf);
@@ -316,7 +272,7 @@ static json_t *time_json(uint64_t ms)
 }
 
 /* Hex of a fixed-size value into a buffer sized for it (cannot fail). */
-static void to_hex(const void *p, size_t len, char *out, size_t cap)
+void ptc_state_to_hex(const void *p, size_t len, char *out, size_t cap)
 {
     int rc = ptc_hex_encode(p, len, out, cap);
     assert(rc == 0);
@@ -325,70 +281,62 @@ static void to_hex(const void *p, size_t len, char *out, size_t cap)
 
 /* ---- reading stored documents ---- */
 
-/* Reads the members of a stored document; the first failure sticks (later reads return
- * zeroes and NULL), so a loader checks `rc` once. */
-typedef struct reader {
-    json_t *doc;
-    char *err;
-    size_t errlen;
-    int rc;
-} reader_t;
-
-static const char *rd_str(reader_t *r, const char *key)
+const char *ptc_state_rd_str(reader_t *r, const char *key)
 {
     json_t *v = json_object_get(r->doc, key);
     if (r->rc != 0) {
         return NULL;
     }
     if (!json_is_string(v)) {
-        r->rc = fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected a string", key);
+        r->rc = ptc_state_fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected a string", key);
         return NULL;
     }
     return json_string_value(v);
 }
 
-static uint64_t rd_time(reader_t *r, const char *key)
+uint64_t ptc_state_rd_time(reader_t *r, const char *key)
 {
-    const char *s = rd_str(r, key);
+    const char *s = ptc_state_rd_str(r, key);
     uint64_t ms = 0;
     if (s != NULL && ptc_state_time_parse(s, &ms) != 0) {
-        r->rc = fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected an RFC 3339 time", key);
+        r->rc =
+            ptc_state_fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected an RFC 3339 time", key);
     }
     return ms;
 }
 
-static uint64_t rd_uint(reader_t *r, const char *key, uint64_t max)
+uint64_t ptc_state_rd_uint(reader_t *r, const char *key, uint64_t max)
 {
     json_t *v = json_object_get(r->doc, key);
     if (r->rc != 0) {
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
-        r->rc = fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected an integer 0..%llu", key,
-                     (unsigned long long)max);
+        r->rc = ptc_state_fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected an integer 0..%llu",
+                               key, (unsigned long long)max);
         return 0;
     }
     return (uint64_t)json_integer_value(v);
 }
 
-static bool rd_bool(reader_t *r, const char *key)
+bool ptc_state_rd_bool(reader_t *r, const char *key)
 {
     json_t *v = json_object_get(r->doc, key);
     if (r->rc == 0 && !json_is_boolean(v)) {
-        r->rc = fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected true or false", key);
+        r->rc = ptc_state_fail(r->err, r->errlen, PTC_EFORMAT, "%s: expected true or false", key);
     }
     return r->rc == 0 && json_is_true(v);
 }
 
 /* Reads "id", which must be the file's id and start with `prefix`, into dst. */
-static void rd_id(reader_t *r, const char *id, const char *prefix, char *dst, size_t cap)
+void ptc_state_rd_id(reader_t *r, const char *id, const char *prefix, char *dst, size_t cap)
 {
-    const char *v = rd_str(r, "id");
+    const char *v = ptc_state_rd_str(r, "id");
     if (v == NULL) {
         return;
     }
     if (strcmp(v, id) != 0 || strncmp(v, prefix, strlen(prefix)) != 0 || strlen(v) >= cap) {
-        r->rc = fail(r->err, r->errlen, PTC_EFORMAT, "id: does not match the file name");
+        r->rc = ptc_state_fail(r->err, r->errlen, PTC_EFORMAT, "id: does not match the file name");
         return;
     }
     memcpy(dst, v, strlen(v) + 1);
@@ -397,8 +345,8 @@ static void rd_id(reader_t *r, const char *id, const char *prefix, char *dst, si
 /* ---- store writes ---- */
 
 /* Writes `doc` (consumed) as kind/id. */
-static int persist(ptc_state_t *st, const char *kind, const char *id, json_t *doc, char *err,
-                   size_t errlen)
+int ptc_state_persist(ptc_state_t *st, const char *kind, const char *id, json_t *doc, char *err,
+                      size_t errlen)
 {
     int rc = ptc_store_put(st->store, kind, id, doc, err, errlen);
     json_decref(doc);
@@ -406,7 +354,7 @@ static int persist(ptc_state_t *st, const char *kind, const char *id, json_t *do
 }
 
 /* Deletes kind/id; a document that is already gone is not an error. */
-static int unpersist(ptc_state_t *st, const char *kind, const char *id, char *err, size_t errlen)
+int ptc_state_unpersist(ptc_state_t *st, const char *kind, const char *id, char *err, size_t errlen)
 {
     int rc = ptc_store_del(st->store, kind, id, err, errlen);
     return rc == PTC_ENOTFOUND ? 0 : rc;
@@ -437,7 +385,7 @@ void ptc_state_unobserve(ptc_state_t *st, ptc_state_observer_cb cb, void *data)
     }
 }
 
-static void notify(ptc_state_t *st, ptc_state_kind_t kind, ptc_state_op_t op, const char *id)
+void ptc_state_notify(ptc_state_t *st, ptc_state_kind_t kind, ptc_state_op_t op, const char *id)
 {
     st->is_notifying = true;
     for (size_t i = 0; i < st->observer_cnt; i++) {
@@ -507,7 +455,7 @@ static void group_doc_id(const char *name, char out[64])
     uint8_t digest[PTC_SHA256_LEN];
     ptc_sha256(name, strlen(name), digest);
     memcpy(out, "grp-", 4);
-    to_hex(digest, 16, out + 4, 64 - 4);
+    ptc_state_to_hex(digest, 16, out + 4, 64 - 4);
 }
 
 static void group_free(ptc_group_t *g)
@@ -522,7 +470,7 @@ json_t *ptc_state_group_to_json(const ptc_group_t *g)
 {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(g->name));
-    json_object_set_new(o, "created_at", time_json(g->created_at));
+    json_object_set_new(o, "created_at", ptc_state_time_json(g->created_at));
     return o;
 }
 
@@ -538,7 +486,7 @@ const ptc_group_t *ptc_state_group_at(const ptc_state_t *st, size_t i)
 
 const ptc_group_t *ptc_state_group_find(const ptc_state_t *st, const char *name)
 {
-    return vec_find(&st->groups, name, group_key);
+    return ptc_state_vec_find(&st->groups, name, group_key);
 }
 
 void ptc_state_group_usage(const ptc_state_t *st, const char *name, uint64_t now, size_t *apps,
@@ -575,12 +523,12 @@ static int group_create(ptc_state_t *st, const char *name, uint64_t now, char *e
     g->created_at = now;
     char id[64];
     group_doc_id(name, id);
-    int rc = persist(st, KIND_GROUPS, id, ptc_state_group_to_json(g), err, errlen);
+    int rc = ptc_state_persist(st, KIND_GROUPS, id, ptc_state_group_to_json(g), err, errlen);
     if (rc != 0) {
         group_free(g);
         return rc;
     }
-    vec_insert(&st->groups, g, group_key);
+    ptc_state_vec_insert(&st->groups, g, group_key);
     return 0;
 }
 
@@ -588,17 +536,19 @@ int ptc_state_group_add(ptc_state_t *st, const char *name, uint64_t now, char *e
 {
     char q[QUOTE_CAP];
     if (!ptc_state_group_name_is_valid(name)) {
-        return fail(err, errlen, PTC_EFORMAT,
-                    "name: expected 1 to %d characters of A-Z, a-z, 0-9, space, '.', '_' and "
-                    "'-', got %s",
-                    PTC_STATE_GROUP_NAME_MAX, quote(q, sizeof(q), name));
+        return ptc_state_fail(
+            err, errlen, PTC_EFORMAT,
+            "name: expected 1 to %d characters of A-Z, a-z, 0-9, space, '.', '_' and "
+            "'-', got %s",
+            PTC_STATE_GROUP_NAME_MAX, ptc_state_quote(q, sizeof(q), name));
     }
     if (ptc_state_group_find(st, name) != NULL) {
-        return fail(err, errlen, PTC_EEXIST, "group %s already exists", quote(q, sizeof(q), name));
+        return ptc_state_fail(err, errlen, PTC_EEXIST, "group %s already exists",
+                              ptc_state_quote(q, sizeof(q), name));
     }
     int rc = group_create(st, name, now, err, errlen);
     if (rc == 0) {
-        notify(st, PTC_STATE_GROUP, PTC_STATE_ADDED, name);
+        ptc_state_notify(st, PTC_STATE_GROUP, PTC_STATE_ADDED, name);
     }
     return rc;
 }
@@ -607,36 +557,37 @@ int ptc_state_group_delete(ptc_state_t *st, const char *name, uint64_t now, char
                            size_t errlen)
 {
     char q[QUOTE_CAP];
-    size_t i = vec_index(&st->groups, name, group_key);
+    size_t i = ptc_state_vec_index(&st->groups, name, group_key);
     if (i == SIZE_MAX) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no group named %s", quote(q, sizeof(q), name));
+        return ptc_state_fail(err, errlen, PTC_ENOTFOUND, "no group named %s",
+                              ptc_state_quote(q, sizeof(q), name));
     }
     if (strcmp(name, PTC_STATE_DEFAULT_GROUP) == 0) {
-        return fail(err, errlen, PTC_ESTATE, "the %s group cannot be deleted",
-                    PTC_STATE_DEFAULT_GROUP);
+        return ptc_state_fail(err, errlen, PTC_ESTATE, "the %s group cannot be deleted",
+                              PTC_STATE_DEFAULT_GROUP);
     }
     size_t apps;
     size_t connectors;
     size_t tokens;
     ptc_state_group_usage(st, name, now, &apps, &connectors, &tokens);
     if (apps + connectors + tokens > 0) {
-        return fail(err, errlen, PTC_ESTATE,
-                    "group %s is in use by %zu app(s), %zu connector(s) and %zu active "
-                    "registration token(s): move or delete them first",
-                    quote(q, sizeof(q), name), apps, connectors, tokens);
+        return ptc_state_fail(err, errlen, PTC_ESTATE,
+                              "group %s is in use by %zu app(s), %zu connector(s) and %zu active "
+                              "registration token(s): move or delete them first",
+                              ptc_state_quote(q, sizeof(q), name), apps, connectors, tokens);
     }
     char id[64];
     group_doc_id(name, id);
-    int rc = unpersist(st, KIND_GROUPS, id, err, errlen);
+    int rc = ptc_state_unpersist(st, KIND_GROUPS, id, err, errlen);
     if (rc != 0) {
         return rc;
     }
     ptc_group_t *g = st->groups.v[i];
-    vec_remove(&st->groups, i);
+    ptc_state_vec_remove(&st->groups, i);
     char copy[PTC_STATE_GROUP_NAME_MAX + 1];
     snprintf(copy, sizeof(copy), "%s", g->name);
     group_free(g);
-    notify(st, PTC_STATE_GROUP, PTC_STATE_DELETED, copy);
+    ptc_state_notify(st, PTC_STATE_GROUP, PTC_STATE_DELETED, copy);
     return 0;
 }
 
@@ -645,8 +596,8 @@ static int load_group(void *data, const char *kind, const char *id, json_t *doc,
 {
     ptc_state_t *st = data;
     reader_t r = {.doc = doc, .err = err, .errlen = errlen};
-    const char *name = rd_str(&r, "name");
-    uint64_t created_at = rd_time(&r, "created_at");
+    const char *name = ptc_state_rd_str(&r, "name");
+    uint64_t created_at = ptc_state_rd_time(&r, "created_at");
     if (r.rc != 0) {
         return r.rc;
     }
@@ -655,520 +606,12 @@ static int load_group(void *data, const char *kind, const char *id, json_t *doc,
         group_doc_id(name, want);
     }
     if (!ptc_state_group_name_is_valid(name) || strcmp(want, id) != 0) {
-        return fail(err, errlen, PTC_EFORMAT, "name: does not match the file name");
+        return ptc_state_fail(err, errlen, PTC_EFORMAT, "name: does not match the file name");
     }
     ptc_group_t *g = ptc_xcalloc(1, sizeof(*g));
     g->name = ptc_xstrdup(name);
     g->created_at = created_at;
-    vec_insert(&st->groups, g, group_key);
-    return 0;
-}
-
-/* ---- tokens ---- */
-
-static void token_free(ptc_token_t *t)
-{
-    if (t != NULL) {
-        free(t->group);
-        free(t);
-    }
-}
-
-static ptc_token_t *token_copy(const ptc_token_t *t)
-{
-    ptc_token_t *c = ptc_xmalloc(sizeof(*c));
-    *c = *t;
-    c->group = ptc_xstrdup(t->group);
-    return c;
-}
-
-static json_t *token_doc(const ptc_token_t *t)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(t->id));
-    json_object_set_new(o, "hash", json_string(t->hash));
-    json_object_set_new(o, "group", json_string(t->group));
-    json_object_set_new(o, "created_at", time_json(t->created_at));
-    json_object_set_new(o, "expires_at", time_json(t->expires_at));
-    json_object_set_new(o, "uses_left", json_integer(t->uses_left));
-    json_object_set_new(o, "max_uses", json_integer(t->max_uses));
-    json_object_set_new(o, "revoked", json_boolean(t->revoked));
-    return o;
-}
-
-ptc_token_status_t ptc_token_status(const ptc_token_t *t, uint64_t now)
-{
-    if (t->revoked) {
-        return PTC_TOKEN_REVOKED;
-    }
-    if (t->uses_left == 0) {
-        return PTC_TOKEN_USED;
-    }
-    if (now >= t->expires_at) {
-        return PTC_TOKEN_EXPIRED;
-    }
-    return PTC_TOKEN_ACTIVE;
-}
-
-const char *ptc_token_status_name(ptc_token_status_t s)
-{
-    switch (s) {
-    case PTC_TOKEN_ACTIVE:
-        return "active";
-    case PTC_TOKEN_EXPIRED:
-        return "expired";
-    case PTC_TOKEN_USED:
-        return "used";
-    case PTC_TOKEN_REVOKED:
-        return "revoked";
-    }
-    return "unknown";
-}
-
-json_t *ptc_state_token_to_json(const ptc_token_t *t, uint64_t now)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(t->id));
-    json_object_set_new(o, "group", json_string(t->group));
-    json_object_set_new(o, "created_at", time_json(t->created_at));
-    json_object_set_new(o, "expires_at", time_json(t->expires_at));
-    json_object_set_new(o, "max_uses", json_integer(t->max_uses));
-    json_object_set_new(o, "uses_left", json_integer(t->uses_left));
-    json_object_set_new(o, "state", json_string(ptc_token_status_name(ptc_token_status(t, now))));
-    return o;
-}
-
-size_t ptc_state_token_count(const ptc_state_t *st)
-{
-    return st->tokens.cnt;
-}
-
-const ptc_token_t *ptc_state_token_at(const ptc_state_t *st, size_t i)
-{
-    return i < st->tokens.cnt ? st->tokens.v[i] : NULL;
-}
-
-const ptc_token_t *ptc_state_token_find(const ptc_state_t *st, const char *id)
-{
-    return vec_find(&st->tokens, id, token_key);
-}
-
-/* Writes prefix + 2*nbytes random hex digits into out, unique among `pv`. */
-static void new_id(const ptrvec_t *pv, key_fn kf, const char *prefix, size_t nbytes, char *out,
-                   size_t cap)
-{
-    uint8_t raw[16];
-    size_t prefix_len = strlen(prefix);
-    assert(nbytes <= sizeof(raw) && prefix_len + 2 * nbytes < cap);
-    memcpy(out, prefix, prefix_len);
-    do {
-        ptc_random_bytes(raw, nbytes);
-        to_hex(raw, nbytes, out + prefix_len, cap - prefix_len);
-    } while (vec_index(pv, out, kf) != SIZE_MAX);
-}
-
-static void hash_token(const char *text, char out[65])
-{
-    uint8_t digest[PTC_SHA256_LEN];
-    ptc_sha256(text, strlen(text), digest);
-    to_hex(digest, sizeof(digest), out, 65);
-}
-
-int ptc_state_token_mint(ptc_state_t *st, const char *group, uint64_t ttl_ms, uint32_t max_uses,
-                         uint64_t now, char text[PTC_TOKEN_TEXT_CAP], const ptc_token_t **out,
-                         char *err, size_t errlen)
-{
-    char q[QUOTE_CAP];
-    text[0] = '\0';
-    if (out != NULL) {
-        *out = NULL;
-    }
-    if (ptc_state_group_find(st, group) == NULL) {
-        return fail(err, errlen, PTC_EFORMAT, "group: no group named %s",
-                    quote(q, sizeof(q), group));
-    }
-    if (ttl_ms == 0) {
-        ttl_ms = PTC_TOKEN_DEFAULT_TTL_MS;
-    }
-    if (ttl_ms > PTC_TOKEN_MAX_TTL_MS) {
-        return fail(err, errlen, PTC_EFORMAT, "expires_in: at most 365 days");
-    }
-    if (max_uses == 0) {
-        max_uses = 1;
-    }
-    if (max_uses > PTC_TOKEN_MAX_USES) {
-        return fail(err, errlen, PTC_EFORMAT, "max_uses: expected 1..%d, got %u",
-                    PTC_TOKEN_MAX_USES, max_uses);
-    }
-    ptc_token_t *t = ptc_xcalloc(1, sizeof(*t));
-    new_id(&st->tokens, token_key, "tok_", 4, t->id, sizeof(t->id));
-    t->group = ptc_xstrdup(group);
-    t->created_at = now;
-    t->expires_at = now + ttl_ms;
-    t->uses_left = max_uses;
-    t->max_uses = max_uses;
-    /* protocol.md §12.1: "ptk_" + base64url of 32 random bytes. */
-    if (ptc_random_token("ptk_", 32, text, PTC_TOKEN_TEXT_CAP) != 0) {
-        token_free(t);
-        return fail(err, errlen, PTC_ECRYPTO, "cannot make a token");
-    }
-    hash_token(text, t->hash);
-    int rc = persist(st, KIND_TOKENS, t->id, token_doc(t), err, errlen);
-    if (rc != 0) {
-        ptc_keys_wipe(text, PTC_TOKEN_TEXT_CAP);
-        text[0] = '\0';
-        token_free(t);
-        return rc;
-    }
-    vec_insert(&st->tokens, t, token_key);
-    if (out != NULL) {
-        *out = t;
-    }
-    notify(st, PTC_STATE_TOKEN, PTC_STATE_ADDED, t->id);
-    return 0;
-}
-
-int ptc_state_token_revoke(ptc_state_t *st, const char *id, char *err, size_t errlen)
-{
-    char q[QUOTE_CAP];
-    ptc_token_t *t = vec_find(&st->tokens, id, token_key);
-    if (t == NULL) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no token with id %s", quote(q, sizeof(q), id));
-    }
-    if (t->revoked) {
-        return 0;
-    }
-    ptc_token_t next = *t;
-    next.revoked = true;
-    int rc = persist(st, KIND_TOKENS, t->id, token_doc(&next), err, errlen);
-    if (rc != 0) {
-        return rc;
-    }
-    t->revoked = true;
-    notify(st, PTC_STATE_TOKEN, PTC_STATE_UPDATED, t->id);
-    return 0;
-}
-
-static bool is_lower_hex(const char *s, size_t n)
-{
-    if (strlen(s) != n) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static int load_token(void *data, const char *kind, const char *id, json_t *doc, char *err,
-                      size_t errlen)
-{
-    ptc_state_t *st = data;
-    reader_t r = {.doc = doc, .err = err, .errlen = errlen};
-    ptc_token_t t = {0};
-    rd_id(&r, id, "tok_", t.id, sizeof(t.id));
-    const char *hash = rd_str(&r, "hash");
-    if (hash != NULL && !is_lower_hex(hash, 64)) {
-        r.rc = fail(err, errlen, PTC_EFORMAT, "hash: expected 64 lower-case hex digits");
-    }
-    /* The group may be gone: a group is deletable once its tokens are used, expired or
-     * revoked, and those stay listed. */
-    const char *group = rd_str(&r, "group");
-    t.created_at = rd_time(&r, "created_at");
-    t.expires_at = rd_time(&r, "expires_at");
-    t.max_uses = (uint32_t)rd_uint(&r, "max_uses", PTC_TOKEN_MAX_USES);
-    t.uses_left = (uint32_t)rd_uint(&r, "uses_left", t.max_uses);
-    t.revoked = rd_bool(&r, "revoked");
-    if (r.rc != 0) {
-        return r.rc;
-    }
-    memcpy(t.hash, hash, 65);
-    t.group = (char *)group;
-    vec_insert(&st->tokens, token_copy(&t), token_key);
-    return 0;
-}
-
-/* ---- connectors ---- */
-
-static void connector_free(ptc_connector_t *c)
-{
-    if (c != NULL) {
-        free(c->group);
-        free(c->hostname);
-        free(c->agent);
-        free(c);
-    }
-}
-
-json_t *ptc_state_connector_to_json(const ptc_connector_t *c)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(c->id));
-    json_object_set_new(o, "public_key", json_string(c->public_key_b64));
-    json_object_set_new(o, "group", json_string(c->group));
-    json_object_set_new(o, "hostname", json_string(c->hostname));
-    json_object_set_new(o, "agent", json_string(c->agent));
-    json_object_set_new(o, "first_seen", time_json(c->first_seen));
-    json_object_set_new(o, "last_seen", time_json(c->last_seen));
-    return o;
-}
-
-size_t ptc_state_connector_count(const ptc_state_t *st)
-{
-    return st->connectors.cnt;
-}
-
-const ptc_connector_t *ptc_state_connector_at(const ptc_state_t *st, size_t i)
-{
-    return i < st->connectors.cnt ? st->connectors.v[i] : NULL;
-}
-
-const ptc_connector_t *ptc_state_connector_find(const ptc_state_t *st, const char *id)
-{
-    return vec_find(&st->connectors, id, connector_key);
-}
-
-/* Checks the public key, hostname and agent of a registration or stored connector, and
- * fills them in. */
-static int connector_fields(ptc_connector_t *c, const char *public_key, const char *hostname,
-                            const char *agent, char *err, size_t errlen)
-{
-    size_t pk_len = 0;
-    if (public_key == NULL || strlen(public_key) != 43 ||
-        ptc_b64url_decode(public_key, 43, c->public_key, sizeof(c->public_key), &pk_len) != 0 ||
-        pk_len != sizeof(c->public_key)) {
-        return fail(err, errlen, PTC_EFORMAT,
-                    "public_key: expected base64url of a 32-byte Ed25519 public key");
-    }
-    memcpy(c->public_key_b64, public_key, 44);
-    bool host_ok = hostname != NULL && strlen(hostname) <= HOSTNAME_MAX;
-    for (const char *p = hostname; host_ok && *p != '\0'; p++) {
-        host_ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
-    }
-    if (host_ok) {
-        /* jansson refuses strings that are not UTF-8: the record must serialize. */
-        json_t *probe = json_string(hostname);
-        host_ok = probe != NULL;
-        json_decref(probe);
-    }
-    if (!host_ok) {
-        return fail(err, errlen, PTC_EFORMAT,
-                    "hostname: expected 0 to %d bytes of UTF-8 without control characters",
-                    HOSTNAME_MAX);
-    }
-    size_t agent_len = agent != NULL ? strlen(agent) : 0;
-    bool agent_ok = agent_len >= 1 && agent_len <= AGENT_MAX;
-    for (size_t i = 0; agent_ok && i < agent_len; i++) {
-        agent_ok = agent[i] >= 0x20 && agent[i] < 0x7f;
-    }
-    if (!agent_ok) {
-        return fail(err, errlen, PTC_EFORMAT, "agent: expected 1 to %d printable ASCII bytes",
-                    AGENT_MAX);
-    }
-    c->hostname = ptc_xstrdup(hostname);
-    c->agent = ptc_xstrdup(agent);
-    return 0;
-}
-
-int ptc_state_token_redeem(ptc_state_t *st, const ptc_registration_t *reg, uint64_t now,
-                           ptc_redeem_refusal_t *why, const ptc_connector_t **out, char *err,
-                           size_t errlen)
-{
-    *why = PTC_REDEEM_OK;
-    if (out != NULL) {
-        *out = NULL;
-    }
-    ptc_connector_t *c = ptc_xcalloc(1, sizeof(*c));
-    int rc = connector_fields(c, reg->public_key, reg->hostname, reg->agent, err, errlen);
-    if (rc != 0) {
-        connector_free(c);
-        return rc;
-    }
-
-    /* protocol.md §12.1 rule 4: hash the presented value and compare with every stored hash
-     * in constant time. */
-    char hash[65] = "";
-    if (reg->token != NULL) {
-        hash_token(reg->token, hash);
-    }
-    ptc_token_t *t = NULL;
-    for (size_t i = 0; i < st->tokens.cnt && reg->token != NULL; i++) {
-        ptc_token_t *cand = st->tokens.v[i];
-        if (ptc_consttime_eq(cand->hash, hash, 64)) {
-            t = cand;
-        }
-    }
-    ptc_keys_wipe(hash, sizeof(hash));
-    if (t == NULL) {
-        *why = PTC_REDEEM_UNKNOWN;
-        rc = fail(err, errlen, PTC_EAUTH, "unknown registration token");
-        goto refused;
-    }
-    char when[PTC_STATE_TIME_CAP];
-    switch (ptc_token_status(t, now)) {
-    case PTC_TOKEN_ACTIVE:
-        break;
-    case PTC_TOKEN_REVOKED:
-        *why = PTC_REDEEM_REVOKED;
-        rc = fail(err, errlen, PTC_EAUTH, "the registration token %s was revoked", t->id);
-        goto refused;
-    case PTC_TOKEN_USED:
-        *why = PTC_REDEEM_USED;
-        rc = fail(err, errlen, PTC_EAUTH, "the registration token %s has no uses left", t->id);
-        goto refused;
-    case PTC_TOKEN_EXPIRED:
-        *why = PTC_REDEEM_EXPIRED;
-        ptc_state_time_format(t->expires_at, when);
-        rc = fail(err, errlen, PTC_EAUTH, "the registration token %s expired at %s", t->id, when);
-        goto refused;
-    }
-    if (ptc_state_group_find(st, t->group) == NULL) {
-        *why = PTC_REDEEM_REVOKED;
-        rc = fail(err, errlen, PTC_EAUTH, "the group of registration token %s no longer exists",
-                  t->id);
-        goto refused;
-    }
-
-    new_id(&st->connectors, connector_key, "cn_", 8, c->id, sizeof(c->id));
-    c->group = ptc_xstrdup(t->group);
-    c->first_seen = now;
-    c->last_seen = now;
-    c->_persisted_last_seen = now;
-
-    /* The token use is written first: a crash between the two writes then costs a use, and
-     * never lets a token register more connectors than it allows. */
-    ptc_token_t used = *t;
-    used.uses_left--;
-    rc = persist(st, KIND_TOKENS, t->id, token_doc(&used), err, errlen);
-    if (rc != 0) {
-        goto refused;
-    }
-    rc = persist(st, KIND_CONNECTORS, c->id, ptc_state_connector_to_json(c), err, errlen);
-    if (rc != 0) {
-        char undo_err[256];
-        if (persist(st, KIND_TOKENS, t->id, token_doc(t), undo_err, sizeof(undo_err)) != 0) {
-            /* Memory follows the store: the use stays consumed. */
-            t->uses_left--;
-            notify(st, PTC_STATE_TOKEN, PTC_STATE_UPDATED, t->id);
-        }
-        goto refused;
-    }
-    t->uses_left--;
-    vec_insert(&st->connectors, c, connector_key);
-    if (out != NULL) {
-        *out = c;
-    }
-    notify(st, PTC_STATE_TOKEN, PTC_STATE_UPDATED, t->id);
-    notify(st, PTC_STATE_CONNECTOR, PTC_STATE_ADDED, c->id);
-    return 0;
-
-refused:
-    connector_free(c);
-    return rc;
-}
-
-int ptc_state_connector_move(ptc_state_t *st, const char *id, const char *group, char *err,
-                             size_t errlen)
-{
-    char q[QUOTE_CAP];
-    ptc_connector_t *c = vec_find(&st->connectors, id, connector_key);
-    if (c == NULL) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no connector with id %s", quote(q, sizeof(q), id));
-    }
-    if (ptc_state_group_find(st, group) == NULL) {
-        return fail(err, errlen, PTC_EFORMAT, "group: no group named %s",
-                    quote(q, sizeof(q), group));
-    }
-    if (strcmp(c->group, group) == 0) {
-        return 0;
-    }
-    ptc_connector_t next = *c;
-    next.group = (char *)group;
-    int rc = persist(st, KIND_CONNECTORS, c->id, ptc_state_connector_to_json(&next), err, errlen);
-    if (rc != 0) {
-        return rc;
-    }
-    free(c->group);
-    c->group = ptc_xstrdup(group);
-    c->_persisted_last_seen = c->last_seen;
-    notify(st, PTC_STATE_CONNECTOR, PTC_STATE_MOVED, c->id);
-    return 0;
-}
-
-int ptc_state_connector_delete(ptc_state_t *st, const char *id, char *err, size_t errlen)
-{
-    char q[QUOTE_CAP];
-    size_t i = vec_index(&st->connectors, id, connector_key);
-    if (i == SIZE_MAX) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no connector with id %s", quote(q, sizeof(q), id));
-    }
-    ptc_connector_t *c = st->connectors.v[i];
-    int rc = unpersist(st, KIND_CONNECTORS, c->id, err, errlen);
-    if (rc != 0) {
-        return rc;
-    }
-    vec_remove(&st->connectors, i);
-    char copy[sizeof(c->id)];
-    memcpy(copy, c->id, sizeof(copy));
-    connector_free(c);
-    notify(st, PTC_STATE_CONNECTOR, PTC_STATE_DELETED, copy);
-    return 0;
-}
-
-int ptc_state_connector_touch(ptc_state_t *st, const char *id, uint64_t now, bool flush, char *err,
-                              size_t errlen)
-{
-    char q[QUOTE_CAP];
-    ptc_connector_t *c = vec_find(&st->connectors, id, connector_key);
-    if (c == NULL) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no connector with id %s", quote(q, sizeof(q), id));
-    }
-    if (now > c->last_seen) {
-        c->last_seen = now;
-    }
-    if (c->last_seen == c->_persisted_last_seen) {
-        return 0;
-    }
-    if (!flush && c->last_seen - c->_persisted_last_seen < PTC_CONNECTOR_PERSIST_MS) {
-        return 0;
-    }
-    int rc = persist(st, KIND_CONNECTORS, c->id, ptc_state_connector_to_json(c), err, errlen);
-    if (rc == 0) {
-        c->_persisted_last_seen = c->last_seen;
-    }
-    return rc;
-}
-
-static int load_connector(void *data, const char *kind, const char *id, json_t *doc, char *err,
-                          size_t errlen)
-{
-    ptc_state_t *st = data;
-    reader_t r = {.doc = doc, .err = err, .errlen = errlen};
-    ptc_connector_t *c = ptc_xcalloc(1, sizeof(*c));
-    rd_id(&r, id, "cn_", c->id, sizeof(c->id));
-    const char *pk = rd_str(&r, "public_key");
-    const char *hostname = rd_str(&r, "hostname");
-    const char *agent = rd_str(&r, "agent");
-    if (r.rc == 0) {
-        r.rc = connector_fields(c, pk, hostname, agent, err, errlen);
-    }
-    const char *group = rd_str(&r, "group");
-    if (group != NULL && ptc_state_group_find(st, group) == NULL) {
-        char q[QUOTE_CAP];
-        r.rc =
-            fail(err, errlen, PTC_EFORMAT, "group: no group named %s", quote(q, sizeof(q), group));
-    }
-    c->first_seen = rd_time(&r, "first_seen");
-    c->last_seen = rd_time(&r, "last_seen");
-    if (r.rc != 0) {
-        connector_free(c);
-        return r.rc;
-    }
-    c->group = ptc_xstrdup(group);
-    c->_persisted_last_seen = c->last_seen;
-    vec_insert(&st->connectors, c, connector_key);
+    ptc_state_vec_insert(&st->groups, g, group_key);
     return 0;
 }
 
@@ -1282,7 +725,7 @@ const ptc_app_t *ptc_state_app_at(const ptc_state_t *st, size_t i)
 
 const ptc_app_t *ptc_state_app_find(const ptc_state_t *st, const char *name)
 {
-    return vec_find(&st->apps, name, app_key);
+    return ptc_state_vec_find(&st->apps, name, app_key);
 }
 
 /* The checks that involve other records: the group exists, and no other app (`self` aside)
@@ -1292,16 +735,16 @@ static int app_check_refs(const ptc_state_t *st, const ptc_app_t *app, const ptc
 {
     char q[QUOTE_CAP];
     if (ptc_state_group_find(st, app->connector_group) == NULL) {
-        return fail(err, errlen, PTC_EFORMAT, "connector_group: no group named %s",
-                    quote(q, sizeof(q), app->connector_group));
+        return ptc_state_fail(err, errlen, PTC_EFORMAT, "connector_group: no group named %s",
+                              ptc_state_quote(q, sizeof(q), app->connector_group));
     }
     for (size_t i = 0; i < st->apps.cnt; i++) {
         const ptc_app_t *other = st->apps.v[i];
         if (other != self && strcmp(other->ext_host, app->ext_host) == 0 &&
             strcmp(other->ext_path, app->ext_path) == 0) {
-            return fail(err, errlen, PTC_EEXIST,
-                        "external_url: %s%s is already published by app %s", app->ext_host,
-                        app->ext_path, quote(q, sizeof(q), other->name));
+            return ptc_state_fail(
+                err, errlen, PTC_EEXIST, "external_url: %s%s is already published by app %s",
+                app->ext_host, app->ext_path, ptc_state_quote(q, sizeof(q), other->name));
         }
     }
     return 0;
@@ -1319,25 +762,25 @@ int ptc_state_app_add(ptc_state_t *st, json_t *doc, const ptc_app_t **out, char 
     }
     char q[QUOTE_CAP];
     if (ptc_state_app_find(st, app->name) != NULL) {
-        rc = fail(err, errlen, PTC_EEXIST, "name: an app named %s already exists",
-                  quote(q, sizeof(q), app->name));
+        rc = ptc_state_fail(err, errlen, PTC_EEXIST, "name: an app named %s already exists",
+                            ptc_state_quote(q, sizeof(q), app->name));
     }
     if (rc == 0) {
         rc = app_check_refs(st, app, NULL, err, errlen);
     }
     if (rc == 0) {
-        rc = persist(st, KIND_APPS, app->name, ptc_app_to_json(app), err, errlen);
+        rc = ptc_state_persist(st, KIND_APPS, app->name, ptc_app_to_json(app), err, errlen);
     }
     if (rc != 0) {
         ptc_app_unref(app);
         return rc;
     }
-    vec_insert(&st->apps, app, app_key);
+    ptc_state_vec_insert(&st->apps, app, app_key);
     index_rebuild(st);
     if (out != NULL) {
         *out = app;
     }
-    notify(st, PTC_STATE_APP, PTC_STATE_ADDED, app->name);
+    ptc_state_notify(st, PTC_STATE_APP, PTC_STATE_ADDED, app->name);
     return 0;
 }
 
@@ -1348,9 +791,10 @@ int ptc_state_app_update(ptc_state_t *st, const char *name, json_t *patch, const
     if (out != NULL) {
         *out = NULL;
     }
-    size_t i = vec_index(&st->apps, name, app_key);
+    size_t i = ptc_state_vec_index(&st->apps, name, app_key);
     if (i == SIZE_MAX) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no app named %s", quote(q, sizeof(q), name));
+        return ptc_state_fail(err, errlen, PTC_ENOTFOUND, "no app named %s",
+                              ptc_state_quote(q, sizeof(q), name));
     }
     ptc_app_t *old = st->apps.v[i];
     ptc_app_t *app = NULL;
@@ -1359,7 +803,7 @@ int ptc_state_app_update(ptc_state_t *st, const char *name, json_t *patch, const
         rc = app_check_refs(st, app, old, err, errlen);
     }
     if (rc == 0) {
-        rc = persist(st, KIND_APPS, app->name, ptc_app_to_json(app), err, errlen);
+        rc = ptc_state_persist(st, KIND_APPS, app->name, ptc_app_to_json(app), err, errlen);
     }
     if (rc != 0) {
         ptc_app_unref(app);
@@ -1371,28 +815,29 @@ int ptc_state_app_update(ptc_state_t *st, const char *name, json_t *patch, const
     if (out != NULL) {
         *out = app;
     }
-    notify(st, PTC_STATE_APP, PTC_STATE_UPDATED, app->name);
+    ptc_state_notify(st, PTC_STATE_APP, PTC_STATE_UPDATED, app->name);
     return 0;
 }
 
 int ptc_state_app_delete(ptc_state_t *st, const char *name, char *err, size_t errlen)
 {
     char q[QUOTE_CAP];
-    size_t i = vec_index(&st->apps, name, app_key);
+    size_t i = ptc_state_vec_index(&st->apps, name, app_key);
     if (i == SIZE_MAX) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no app named %s", quote(q, sizeof(q), name));
+        return ptc_state_fail(err, errlen, PTC_ENOTFOUND, "no app named %s",
+                              ptc_state_quote(q, sizeof(q), name));
     }
     ptc_app_t *app = st->apps.v[i];
-    int rc = unpersist(st, KIND_APPS, app->name, err, errlen);
+    int rc = ptc_state_unpersist(st, KIND_APPS, app->name, err, errlen);
     if (rc != 0) {
         return rc;
     }
-    vec_remove(&st->apps, i);
+    ptc_state_vec_remove(&st->apps, i);
     index_rebuild(st);
     char copy[PTC_APP_NAME_MAX + 1];
     snprintf(copy, sizeof(copy), "%s", app->name);
     ptc_app_unref(app);
-    notify(st, PTC_STATE_APP, PTC_STATE_DELETED, copy);
+    ptc_state_notify(st, PTC_STATE_APP, PTC_STATE_DELETED, copy);
     return 0;
 }
 
@@ -1411,7 +856,7 @@ static int load_app(void *data, const char *kind, const char *id, json_t *doc, c
         return rc;
     }
     if (strcmp(app->name, id) != 0) {
-        rc = fail(err, errlen, PTC_EFORMAT, "name: does not match the file name");
+        rc = ptc_state_fail(err, errlen, PTC_EFORMAT, "name: does not match the file name");
     }
     if (rc == 0) {
         rc = app_check_refs(st, app, NULL, err, errlen);
@@ -1420,7 +865,7 @@ static int load_app(void *data, const char *kind, const char *id, json_t *doc, c
         ptc_app_unref(app);
         return rc == PTC_EEXIST ? PTC_EFORMAT : rc;
     }
-    vec_insert(&st->apps, app, app_key);
+    ptc_state_vec_insert(&st->apps, app, app_key);
     return 0;
 }
 
@@ -1473,31 +918,33 @@ static int cert_parse(ptc_cert_t *c, const char *cert_pem, const char *key_pem, 
     size_t cert_len = strlen(cert_pem);
     size_t key_len = strlen(key_pem);
     if (cert_len > PEM_MAX || key_len > PEM_MAX) {
-        rc = fail(err, errlen, PTC_EFORMAT, "cert_pem: larger than %d bytes", PEM_MAX);
+        rc = ptc_state_fail(err, errlen, PTC_EFORMAT, "cert_pem: larger than %d bytes", PEM_MAX);
         goto out;
     }
     /* mbedTLS reads PEM only when the length counts the terminating NUL. */
     int ret = mbedtls_x509_crt_parse(&crt, (const unsigned char *)cert_pem, cert_len + 1);
     if (ret != 0 || crt.raw.p == NULL) {
-        rc = fail(err, errlen, PTC_EFORMAT,
-                  ret > 0 ? "cert_pem: %d certificate(s) in the chain cannot be parsed"
-                          : "cert_pem: expected a PEM certificate chain (mbedTLS error -0x%04x)",
-                  ret > 0 ? ret : -ret);
+        rc = ptc_state_fail(
+            err, errlen, PTC_EFORMAT,
+            ret > 0 ? "cert_pem: %d certificate(s) in the chain cannot be parsed"
+                    : "cert_pem: expected a PEM certificate chain (mbedTLS error -0x%04x)",
+            ret > 0 ? ret : -ret);
         goto out;
     }
     ret = mbedtls_pk_parse_key(&key, (const unsigned char *)key_pem, key_len + 1, NULL, 0);
     if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || ret == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
-        rc = fail(err, errlen, PTC_EFORMAT, "key_pem: encrypted private keys are not supported");
+        rc = ptc_state_fail(err, errlen, PTC_EFORMAT,
+                            "key_pem: encrypted private keys are not supported");
         goto out;
     }
     if (ret != 0) {
-        rc = fail(err, errlen, PTC_EFORMAT,
-                  "key_pem: expected a PEM private key (mbedTLS error -0x%04x)", -ret);
+        rc = ptc_state_fail(err, errlen, PTC_EFORMAT,
+                            "key_pem: expected a PEM private key (mbedTLS error -0x%04x)", -ret);
         goto out;
     }
     if (mbedtls_pk_check_pair(&crt.pk, &key) != 0) {
-        rc = fail(err, errlen, PTC_EFORMAT,
-                  "key_pem: the private key does not match the certificate");
+        rc = ptc_state_fail(err, errlen, PTC_EFORMAT,
+                            "key_pem: the private key does not match the certificate");
         goto out;
     }
     size_t cap = 0;
@@ -1529,8 +976,8 @@ static int cert_parse(ptc_cert_t *c, const char *cert_pem, const char *key_pem, 
         }
     }
     if (c->names_cnt == 0) {
-        rc = fail(err, errlen, PTC_EFORMAT,
-                  "cert_pem: the certificate has no DNS subjectAltName to serve");
+        rc = ptc_state_fail(err, errlen, PTC_EFORMAT,
+                            "cert_pem: the certificate has no DNS subjectAltName to serve");
         goto out;
     }
     c->not_before = x509_time_ms(&crt.valid_from);
@@ -1571,9 +1018,9 @@ json_t *ptc_state_cert_to_json(const ptc_cert_t *c, bool with_pem)
         json_array_append_new(names, json_string(c->names[i]));
     }
     json_object_set_new(o, "names", names);
-    json_object_set_new(o, "not_before", time_json(c->not_before));
-    json_object_set_new(o, "not_after", time_json(c->not_after));
-    json_object_set_new(o, "added_at", time_json(c->added_at));
+    json_object_set_new(o, "not_before", ptc_state_time_json(c->not_before));
+    json_object_set_new(o, "not_after", ptc_state_time_json(c->not_after));
+    json_object_set_new(o, "added_at", ptc_state_time_json(c->added_at));
     if (with_pem) {
         json_object_set_new(o, "cert_pem", json_string(c->cert_pem));
     }
@@ -1592,7 +1039,7 @@ const ptc_cert_t *ptc_state_cert_at(const ptc_state_t *st, size_t i)
 
 const ptc_cert_t *ptc_state_cert_find(const ptc_state_t *st, const char *id)
 {
-    return vec_find(&st->certs, id, cert_key);
+    return ptc_state_vec_find(&st->certs, id, cert_key);
 }
 
 int ptc_state_cert_add(ptc_state_t *st, const char *cert_pem, const char *key_pem, uint64_t now,
@@ -1606,13 +1053,14 @@ int ptc_state_cert_add(ptc_state_t *st, const char *cert_pem, const char *key_pe
     if (rc == 0 && c->not_after <= now) {
         char when[PTC_STATE_TIME_CAP];
         ptc_state_time_format(c->not_after, when);
-        rc = fail(err, errlen, PTC_EFORMAT, "cert_pem: the certificate expired at %s", when);
+        rc = ptc_state_fail(err, errlen, PTC_EFORMAT, "cert_pem: the certificate expired at %s",
+                            when);
     }
     if (rc != 0) {
         cert_free(c);
         return rc;
     }
-    new_id(&st->certs, cert_key, "crt_", 4, c->id, sizeof(c->id));
+    ptc_state_new_id(&st->certs, cert_key, "crt_", 4, c->id, sizeof(c->id));
     c->cert_pem = ptc_xstrdup(cert_pem);
     c->key_pem = ptc_xstrdup(key_pem);
     c->added_at = now;
@@ -1621,32 +1069,32 @@ int ptc_state_cert_add(ptc_state_t *st, const char *cert_pem, const char *key_pe
         cert_free(c);
         return rc;
     }
-    vec_insert(&st->certs, c, cert_key);
+    ptc_state_vec_insert(&st->certs, c, cert_key);
     if (out != NULL) {
         *out = c;
     }
-    notify(st, PTC_STATE_CERT, PTC_STATE_ADDED, c->id);
+    ptc_state_notify(st, PTC_STATE_CERT, PTC_STATE_ADDED, c->id);
     return 0;
 }
 
 int ptc_state_cert_delete(ptc_state_t *st, const char *id, char *err, size_t errlen)
 {
     char q[QUOTE_CAP];
-    size_t i = vec_index(&st->certs, id, cert_key);
+    size_t i = ptc_state_vec_index(&st->certs, id, cert_key);
     if (i == SIZE_MAX) {
-        return fail(err, errlen, PTC_ENOTFOUND, "no certificate with id %s",
-                    quote(q, sizeof(q), id));
+        return ptc_state_fail(err, errlen, PTC_ENOTFOUND, "no certificate with id %s",
+                              ptc_state_quote(q, sizeof(q), id));
     }
     ptc_cert_t *c = st->certs.v[i];
-    int rc = unpersist(st, KIND_CERTS, c->id, err, errlen);
+    int rc = ptc_state_unpersist(st, KIND_CERTS, c->id, err, errlen);
     if (rc != 0) {
         return rc;
     }
-    vec_remove(&st->certs, i);
+    ptc_state_vec_remove(&st->certs, i);
     char copy[sizeof(c->id)];
     memcpy(copy, c->id, sizeof(copy));
     cert_free(c);
-    notify(st, PTC_STATE_CERT, PTC_STATE_DELETED, copy);
+    ptc_state_notify(st, PTC_STATE_CERT, PTC_STATE_DELETED, copy);
     return 0;
 }
 
@@ -1656,10 +1104,10 @@ static int load_cert(void *data, const char *kind, const char *id, json_t *doc, 
     ptc_state_t *st = data;
     reader_t r = {.doc = doc, .err = err, .errlen = errlen};
     ptc_cert_t *c = ptc_xcalloc(1, sizeof(*c));
-    rd_id(&r, id, "crt_", c->id, sizeof(c->id));
-    const char *cert_pem = rd_str(&r, "cert_pem");
-    const char *key_pem = rd_str(&r, "key_pem");
-    c->added_at = rd_time(&r, "added_at");
+    ptc_state_rd_id(&r, id, "crt_", c->id, sizeof(c->id));
+    const char *cert_pem = ptc_state_rd_str(&r, "cert_pem");
+    const char *key_pem = ptc_state_rd_str(&r, "key_pem");
+    c->added_at = ptc_state_rd_time(&r, "added_at");
     /* Names and validity come from the certificate itself, never from the document; an
      * expired certificate still loads (it expired while stored). */
     if (r.rc == 0) {
@@ -1671,7 +1119,7 @@ static int load_cert(void *data, const char *kind, const char *id, json_t *doc, 
     }
     c->cert_pem = ptc_xstrdup(cert_pem);
     c->key_pem = ptc_xstrdup(key_pem);
-    vec_insert(&st->certs, c, cert_key);
+    ptc_state_vec_insert(&st->certs, c, cert_key);
     return 0;
 }
 
@@ -1690,10 +1138,11 @@ int ptc_state_open(ptc_store_t *store, const ptc_app_ctx_t *ctx, uint64_t now, p
         rc = group_create(st, PTC_STATE_DEFAULT_GROUP, now, err, errlen);
     }
     if (rc == 0) {
-        rc = ptc_store_load(store, KIND_TOKENS, load_token, st, err, errlen);
+        rc = ptc_store_load(store, KIND_TOKENS, ptc_state_connectors_load_token, st, err, errlen);
     }
     if (rc == 0) {
-        rc = ptc_store_load(store, KIND_CONNECTORS, load_connector, st, err, errlen);
+        rc = ptc_store_load(store, KIND_CONNECTORS, ptc_state_connectors_load_connector, st, err,
+                            errlen);
     }
     if (rc == 0) {
         rc = ptc_store_load(store, KIND_APPS, load_app, st, err, errlen);
@@ -1725,10 +1174,10 @@ void ptc_state_free(ptc_state_t *st)
         group_free(st->groups.v[i]);
     }
     for (size_t i = 0; i < st->tokens.cnt; i++) {
-        token_free(st->tokens.v[i]);
+        ptc_state_connectors_token_free(st->tokens.v[i]);
     }
     for (size_t i = 0; i < st->connectors.cnt; i++) {
-        connector_free(st->connectors.v[i]);
+        ptc_state_connectors_connector_free(st->connectors.v[i]);
     }
     for (size_t i = 0; i < st->apps.cnt; i++) {
         ptc_app_unref(st->apps.v[i]);
