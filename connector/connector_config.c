@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "common/tls.h"
 #include "connector/proxy_connect.h"
 
 /* ---- schema ---- */
@@ -66,6 +67,9 @@ static const ptc_config_field_t connector_fields[] = {
      .def_int = 85000,
      .min = 1000,
      .max = 3600000},
+    {.key = "backend_ca_file",
+     .type = PTC_CONFIG_PATH,
+     .offset = offsetof(ptc_connector_config_t, backend_ca_file)},
     {.key = "log",
      .type = PTC_CONFIG_OBJECT,
      .offset = offsetof(ptc_connector_config_t, log),
@@ -176,6 +180,32 @@ int ptc_connector_config_load_default(const char *path, ptc_connector_config_t *
         return ptc_connector_config_load(PTC_CONNECTOR_DEFAULT_CONFIG, out, err, errlen);
     }
     return ptc_connector_config_load_buffer("(defaults)", "{}", 2, NULL, out, err, errlen);
+}
+
+int ptc_connector_config_backend_tls(const ptc_connector_config_t *cfg, ptc_tls_config_t **out,
+                                     char *err, size_t errlen)
+{
+    static const char *const alpn[] = {"http/1.1", NULL};
+    ptc_tls_client_opts_t o = {
+        .ca_file = cfg->backend_ca_file,
+        .alpn = alpn,
+    };
+    ptc_tls_err_t terr;
+    memset(&terr, 0, sizeof(terr));
+    int rc = ptc_tls_client_config_new(&o, out, &terr);
+    if (rc == 0) {
+        return 0;
+    }
+    const char *key = cfg->backend_ca_file != NULL ? "backend_ca_file" : "system CA bundle";
+    const char *file = cfg->backend_ca_file != NULL ? cfg->backend_ca_file : PTC_TLS_SYSTEM_CA_FILE;
+    const char *reason = terr.reason[0] != '\0' ? terr.reason : ptc_strerror(rc);
+    /* File errors already name the file ("cannot open <file>: ..."); parse errors do not. */
+    if (strstr(reason, file) != NULL) {
+        snprintf(err, errlen, "%s: %s", key, reason);
+    } else {
+        snprintf(err, errlen, "%s: cannot use %s: %s", key, file, reason);
+    }
+    return rc;
 }
 
 void ptc_connector_config_free(ptc_connector_config_t *cfg)

@@ -5,9 +5,13 @@
  * overrides, the proxy URL, and the default status file next to the credentials. Every
  * refusal is one message naming the file, the key path and the reason, as the loader's own
  * messages do. The loaded struct owns its strings; ptc_connector_config_free() releases them.
+ * Loading does not open the files the keys name: `run` loads them at start (the backend trust
+ * anchors through ptc_connector_config_backend_tls()), so `status` and `register` work for a
+ * user who cannot read them.
  *
- * Depends on common/config, common/net, common/log (level names) and connector/proxy_connect
- * (proxy URL syntax); performs no I/O beyond reading the file.
+ * Depends on common/config, common/net, common/log (level names), common/tls (the backend
+ * TLS configuration) and connector/proxy_connect (proxy URL syntax); performs no I/O beyond
+ * reading the file and, in ptc_connector_config_backend_tls(), the CA bundle.
  */
 #ifndef PTC_CONNECTOR_CONNECTOR_CONFIG_H
 #define PTC_CONNECTOR_CONNECTOR_CONFIG_H
@@ -17,6 +21,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/tls.h"
 
 /** Where the connector looks for its configuration when --config is not given. */
 #define PTC_CONNECTOR_DEFAULT_CONFIG "/etc/portico/connector.json"
@@ -53,6 +58,9 @@ typedef struct ptc_connector_config {
     uint64_t drain_timeout_ms;
     /* A backend's answer deadline when the edge's REQUEST says 0 (default 85 s). */
     uint64_t backend_timeout_ms;
+    /* PEM trust anchors for https backends of apps with validate_backend_tls, instead of
+     * the system bundle (NULL: PTC_TLS_SYSTEM_CA_FILE). */
+    char *backend_ca_file;
     ptc_connector_log_cfg_t log;
     /* The status file the running connector rewrites (default: status.json in the
      * credential file's directory). Never NULL after a successful load. */
@@ -85,6 +93,20 @@ PTC_MUST_CHECK int ptc_connector_config_load_buffer(const char *name, const void
  */
 PTC_MUST_CHECK int ptc_connector_config_load_default(const char *path, ptc_connector_config_t *out,
                                                      char *err, size_t errlen);
+
+/**
+ * Makes the TLS client configuration that validates https backends, shared by the relay's
+ * requests and the app-test probes of one process: trust anchors from cfg->backend_ca_file,
+ * else the system bundle (PTC_TLS_SYSTEM_CA_FILE); ALPN http/1.1. Returns 0 and *out (one
+ * reference; drop it with ptc_tls_config_unref()), or an error with a one-line message in
+ * err that names the key and the file ("backend_ca_file: cannot open /etc/x.pem: No such
+ * file or directory"; "system CA bundle: ..." without the key): UV_ENOENT, UV_EACCES and
+ * the other errors of reading a file, PTC_ELIMIT (a file over 1 MiB), PTC_EFORMAT (no CA
+ * certificate could be parsed), PTC_ECRYPTO, PTC_ENOMEM.
+ */
+PTC_MUST_CHECK int ptc_connector_config_backend_tls(const ptc_connector_config_t *cfg,
+                                                    ptc_tls_config_t **out, char *err,
+                                                    size_t errlen);
 
 /** Frees what the loader allocated and zeroes *cfg. Safe on a zeroed struct and twice. */
 void ptc_connector_config_free(ptc_connector_config_t *cfg);

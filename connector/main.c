@@ -5,11 +5,12 @@
  * connected to, `version` prints the version. Errors are one line on stderr and exit 1;
  * usage errors exit 2.
  *
- * `run` owns the process: it loads connector.json and the credential file, makes the
- * logger, the relay and the connector (connector/tunnel_cli.h) on one libuv loop, and
- * handles the signals: SIGTERM and SIGINT drain (a second one skips the rest of the drain),
- * SIGHUP and SIGUSR1 reopen the log file. It notifies systemd (READY=1, STOPPING=1) when
- * NOTIFY_SOCKET is set, and exits 0 after a drain once every handle is closed.
+ * `run` owns the process: it loads connector.json, the backend trust anchors and the
+ * credential file, makes the logger, the relay and the connector (connector/tunnel_cli.h) on
+ * one libuv loop, and handles the signals: SIGTERM and SIGINT drain (a second one skips the
+ * rest of the drain), SIGHUP and SIGUSR1 reopen the log file. It notifies systemd (READY=1,
+ * STOPPING=1) when NOTIFY_SOCKET is set, and exits 0 after a drain once every handle is
+ * closed.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 
 #include "common/keys.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "connector/connector_config.h"
 #include "connector/credentials.h"
 #include "connector/proxy_connect.h"
@@ -295,13 +297,33 @@ static int cmd_run(int argc, char **argv)
     PTC_LOG(&d.log, PTC_LOG_INFO, "config_loaded",
             PTC_LOG_STR("path", config != NULL ? config : "(default)"));
 
-    ptc_credentials_t creds;
+    /* The trust anchors for https backends, loaded once and shared by the relay and the
+     * app-test probes. A backend_ca_file that cannot be used stops the start. Without the
+     * key, a missing system bundle concerns only backends that validate TLS: it is reported
+     * here, and again by each such request. */
     char err[1024];
+    ptc_tls_config_t *backend_tls = NULL;
+    rc = ptc_connector_config_backend_tls(&cfg, &backend_tls, err, sizeof(err));
+    if (rc != 0 && cfg.backend_ca_file != NULL) {
+        PTC_LOG(&d.log, PTC_LOG_ERROR, "connector_start_failed", PTC_LOG_STR("reason", err),
+                PTC_LOG_ERR(rc));
+        fprintf(stderr, "portico-connector: %s\n", err);
+        ptc_logger_free(d.logger);
+        ptc_connector_config_free(&cfg);
+        return 1;
+    }
+    if (rc != 0) {
+        PTC_LOG(&d.log, PTC_LOG_WARN, "backend_ca_unavailable", PTC_LOG_STR("reason", err),
+                PTC_LOG_ERR(rc));
+    }
+
+    ptc_credentials_t creds;
     rc = ptc_credentials_load(cfg.credentials, &creds, err, sizeof(err));
     if (rc != 0) {
         PTC_LOG(&d.log, PTC_LOG_ERROR, "credentials_invalid", PTC_LOG_STR("path", cfg.credentials),
                 PTC_LOG_STR("reason", err), PTC_LOG_ERR(rc));
         fprintf(stderr, "portico-connector: %s\n", err);
+        ptc_tls_config_unref(backend_tls);
         ptc_logger_free(d.logger);
         ptc_connector_config_free(&cfg);
         return 1;
@@ -317,6 +339,7 @@ static int cmd_run(int argc, char **argv)
         .loop = &d.loop,
         .logger = d.logger,
         .backend_timeout_ms = cfg.backend_timeout_ms,
+        .backend_tls = backend_tls,
     };
     rc = ptc_relay_new(&ro, &d.relay);
     if (rc != 0) {
@@ -364,6 +387,7 @@ out:
         PTC_LOG(&d.log, PTC_LOG_INFO, "connector_stopped", PTC_LOG_END);
     }
     ptc_credentials_dispose(&creds);
+    ptc_tls_config_unref(backend_tls);
     ptc_logger_free(d.logger);
     ptc_connector_config_free(&cfg);
     return exit_code;

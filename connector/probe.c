@@ -71,7 +71,7 @@ struct ptc_probe {
     uv_tcp_t *tcp;         /* ours until TLS takes it over; NULL once closed */
     uv_connect_t connect;
     uv_write_t write;
-    ptc_tls_config_t *tls_cfg;
+    ptc_tls_config_t *tls_cfg; /* a reference: the shared one, or the probe's own */
     ptc_tls_stream_t *tls;
     ptc_http_parser_t *parser;
     char *request;
@@ -585,13 +585,17 @@ static void on_tls_handshake(ptc_tls_stream_t *s, int status)
 static void start_tls(ptc_probe_t *p)
 {
     p->phase = PH_TLS;
-    ptc_tls_client_opts_t o;
-    memset(&o, 0, sizeof(o));
-    o.ca_file = p->ca_file;
-    o.no_verify = !p->validate_tls;
+    int rc = 0;
     ptc_tls_err_t terr;
     memset(&terr, 0, sizeof(terr));
-    int rc = ptc_tls_client_config_new(&o, &p->tls_cfg, &terr);
+    if (p->tls_cfg == NULL) {
+        /* No shared configuration (or validation off): one for this probe alone. */
+        ptc_tls_client_opts_t o;
+        memset(&o, 0, sizeof(o));
+        o.ca_file = p->ca_file;
+        o.no_verify = !p->validate_tls;
+        rc = ptc_tls_client_config_new(&o, &p->tls_cfg, &terr);
+    }
     if (rc != 0) {
         add_step(p, "tls", false, "local", 0,
                  "the connector's trust anchors (%s) cannot be used: %s",
@@ -864,6 +868,10 @@ int ptc_probe_start(const ptc_probe_opts_t *opts, ptc_probe_t **list)
     p->validate_tls = opts->req->validate_tls;
     p->timeout_ms = opts->req->timeout_ms != 0 ? opts->req->timeout_ms : PTC_PROBE_TIMEOUT_MAX_MS;
     p->ca_file = opts->ca_file != NULL ? ptc_xstrdup(opts->ca_file) : NULL;
+    /* The relay's configuration, so that the probe trusts exactly what a request would. */
+    if (p->validate_tls && opts->tls != NULL) {
+        p->tls_cfg = ptc_tls_config_ref(opts->tls);
+    }
     p->on_done = opts->on_done;
     p->data = opts->data;
     p->steps = json_array();

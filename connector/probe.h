@@ -9,7 +9,9 @@
  * `probe_result` document, as JSON text ready to send.
  *
  * A probe owns a timer (its start and its deadline), its resolver request, its TCP handle
- * or TLS stream and a TLS client configuration; it frees itself once they are all closed.
+ * or TLS stream and a reference to a TLS client configuration (the connector's shared one
+ * that validates backends, or one of its own that skips validation); it frees itself once
+ * they are all closed.
  * Probes live in an intrusive list that their owner (a tunnel) holds: a probe leaves the list
  * just before its result is delivered, and the owner cancels what is left when it goes away.
  *
@@ -26,6 +28,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/tls.h"
 
 /** Longest probe id (docs/protocol.md §11.2 rule 4). */
 #define PTC_PROBE_ID_MAX 64
@@ -82,7 +85,17 @@ typedef struct ptc_probe_opts {
     /** The owner's logging context (ids, peer): the probe logs `probe_done` with it. */
     const ptc_log_ctx_t *log;
     const ptc_probe_req_t *req;
-    /** PEM trust anchors for backends; NULL: the system bundle (PTC_TLS_SYSTEM_CA_FILE). */
+    /**
+     * The client configuration that validates backends, shared with the relay
+     * (ptc_relay_backend_tls()): used when the probe asks for validate_tls, with a reference
+     * held while the probe runs. NULL: the probe loads ca_file for itself.
+     */
+    ptc_tls_config_t *tls;
+    /**
+     * PEM trust anchors for backends (connector.json's backend_ca_file), loaded when `tls`
+     * is NULL and named in the `local` failure; NULL: the system bundle
+     * (PTC_TLS_SYSTEM_CA_FILE).
+     */
     const char *ca_file;
     ptc_probe_done_cb on_done;
     void *data;

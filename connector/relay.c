@@ -22,6 +22,7 @@
 
 #include "common/buf.h"
 #include "common/http_client.h"
+#include "common/tls.h"
 #include "connector/upstream.h"
 #include "proto/proto.h"
 
@@ -29,6 +30,7 @@ struct ptc_relay {
     uv_loop_t *loop;
     ptc_log_ctx_t log;
     uint64_t backend_timeout_ms;
+    ptc_tls_config_t *backend_tls; /* a reference, or NULL */
     ptc_http_client_t *client;
     size_t streams;
     bool closing;
@@ -624,13 +626,18 @@ int ptc_relay_new(const ptc_relay_opts_t *opts, ptc_relay_t **out)
     r->loop = opts->loop;
     ptc_log_ctx_init(&r->log, opts->logger);
     r->backend_timeout_ms = opts->backend_timeout_ms != 0 ? opts->backend_timeout_ms : 85000;
-    /* Response heads may be as large as a RESPONSE block may carry. */
+    r->backend_tls = opts->backend_tls != NULL ? ptc_tls_config_ref(opts->backend_tls) : NULL;
+    /* Response heads may be as large as a RESPONSE block may carry. Requests that validate
+     * the backend use the shared configuration (backend_ca_file); the others get the
+     * client's own one that skips validation. */
     ptc_http_client_opts_t co = {
+        .tls = r->backend_tls,
         .limits = {.max_head_bytes = 65536, .max_headers = 256},
         .head_timeout_ms = r->backend_timeout_ms,
     };
     int rc = ptc_http_client_new(r->loop, &co, &r->client);
     if (rc != 0) {
+        ptc_tls_config_unref(r->backend_tls);
         free(r);
         return rc;
     }
@@ -638,10 +645,16 @@ int ptc_relay_new(const ptc_relay_opts_t *opts, ptc_relay_t **out)
     return 0;
 }
 
+ptc_tls_config_t *ptc_relay_backend_tls(const ptc_relay_t *r)
+{
+    return r->backend_tls;
+}
+
 static void relay_free(ptc_relay_t *r)
 {
     ptc_relay_close_cb cb = r->close_cb;
     void *data = r->close_data;
+    ptc_tls_config_unref(r->backend_tls);
     free(r);
     if (cb != NULL) {
         cb(data);

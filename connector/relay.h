@@ -6,12 +6,12 @@
  * the header block (docs/protocol.md §5.2) and answers through the ptc_tunnel_* stream
  * functions: RESPONSE, then DATA with END_STREAM, or RESET with a backend error code (§8).
  *
- * One ptc_relay_t per event loop holds what the streams share (the backend HTTP client and
- * the default timeout). Streams live in an intrusive list per tunnel
- * (ptc_tunnel_relay_streams()), so the tunnel can tell whether work remains and the relay
- * can reach every stream of a tunnel that stalls, drains or goes away.
+ * One ptc_relay_t per event loop holds what the streams share (the backend HTTP client, the
+ * TLS configuration that validates backends, and the default timeout). Streams live in an intrusive
+ * list per tunnel (ptc_tunnel_relay_streams()), so the tunnel can tell whether work remains and the
+ * relay can reach every stream of a tunnel that stalls, drains or goes away.
  *
- * Depends on libuv, common/http_client, common/log and connector/tunnel_cli.
+ * Depends on libuv, common/http_client, common/tls, common/log and connector/tunnel_cli.
  */
 #ifndef PTC_CONNECTOR_RELAY_H
 #define PTC_CONNECTOR_RELAY_H
@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "connector/tunnel_cli.h"
 #include "proto/hblock.h"
 
@@ -32,10 +33,22 @@ typedef struct ptc_relay_opts {
     ptc_logger_t *logger;
     /* The backend deadline (connect, then the response head) when a REQUEST says 0. */
     uint64_t backend_timeout_ms;
+    /* The client configuration that validates https backends of apps with
+     * validate_backend_tls (connector.json's backend_ca_file, else the system bundle; see
+     * ptc_connector_config_backend_tls()). A reference is taken. NULL: the HTTP client loads
+     * the system bundle on the first such request. */
+    ptc_tls_config_t *backend_tls;
 } ptc_relay_opts_t;
 
 /** Makes the relay. Returns 0 and *out, or a libuv/common error (nothing to close). */
 PTC_MUST_CHECK int ptc_relay_new(const ptc_relay_opts_t *opts, ptc_relay_t **out);
+
+/**
+ * The configuration that validates backends (ptc_relay_opts_t.backend_tls; may be NULL),
+ * borrowed for as long as the relay: the app-test probes use it, so that they trust exactly
+ * what the relayed requests trust.
+ */
+ptc_tls_config_t *ptc_relay_backend_tls(const ptc_relay_t *r);
 
 /** Runs once the relay is closed and freed. */
 typedef void (*ptc_relay_close_cb)(void *data);

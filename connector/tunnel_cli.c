@@ -544,13 +544,14 @@ static void handle_probe(ptc_tunnel_t *t, const uint8_t *p, size_t len)
     char why[320];
     int rc = ptc_probe_parse(p, len, &req, detail, sizeof(detail));
     if (rc == 0) {
-        /* The relay's HTTP client validates backends against the system bundle; so does
-         * the probe, so that it sees what a request would. */
+        /* The probe validates backends with the relay's configuration (backend_ca_file,
+         * else the system bundle), so that it sees what a request would. */
         ptc_probe_opts_t o = {
             .loop = t->c->loop,
             .log = &t->log,
             .req = &req,
-            .ca_file = NULL,
+            .tls = t->c->relay != NULL ? ptc_relay_backend_tls(t->c->relay) : NULL,
+            .ca_file = t->c->cfg->backend_ca_file,
             .on_done = on_probe_done,
             .data = t,
         };

@@ -368,7 +368,8 @@ static void step_hint(const ptc_app_t *app, const char *step, const char *error,
         if (strcmp(error, "untrusted") == 0) {
             snprintf(out, cap,
                      "the certificate of the backend is not trusted by the connector: install "
-                     "its CA in the trust store of the connector's host (%s, e.g. with "
+                     "its CA in the trust store of the connector's host (the PEM bundle named "
+                     "by backend_ca_file in connector.json, else %s, e.g. with "
                      "update-ca-certificates), or set validate_backend_tls to false",
                      PTC_TLS_SYSTEM_CA_FILE);
         } else if (strcmp(error, "expired") == 0) {
@@ -385,7 +386,8 @@ static void step_hint(const ptc_app_t *app, const char *step, const char *error,
         } else if (strcmp(error, "local") == 0) {
             snprintf(out, cap,
                      "the connector cannot load its trust anchors for backends: check the CA "
-                     "bundle of the connector's host (%s)",
+                     "bundle of the connector's host (%s), or name one with backend_ca_file "
+                     "in connector.json",
                      PTC_TLS_SYSTEM_CA_FILE);
         } else if (strcmp(error, "timeout") == 0) {
             snprintf(out, cap,

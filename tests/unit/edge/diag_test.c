@@ -399,6 +399,7 @@ static void test_probe_tls(void)
     CHECK_CONTAINS(str(c, "hint"), "the certificate of the backend is not trusted by the "
                                    "connector: install its CA in the trust store of the "
                                    "connector's host");
+    CHECK_CONTAINS(str(c, "hint"), "the PEM bundle named by backend_ca_file in connector.json");
     CHECK_CONTAINS(str(c, "hint"), "or set validate_backend_tls to false");
     json_decref(c);
 
