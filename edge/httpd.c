@@ -13,6 +13,10 @@
  * Closing (or a graceful shutdown) closes both; the object is freed when both close
  * callbacks have run (STYLE §5). A handler still holding the request hears on_abort from the
  * stream's close callback, never from inside one of its own calls into this module.
+ *
+ * Access log: a request's one http_request_done line is written where its exchange ends,
+ * by exchange_maybe_done() when the response is complete, else by conn_close(), which says
+ * how it was cut (the request's `logged` flag keeps it to one line).
  */
 #include "edge/httpd.h"
 
@@ -28,6 +32,13 @@
 
 /* Pipelined input kept beyond one head before reading stops. */
 #define INPUT_SLACK (64 * 1024)
+
+/* The access line's `result` (docs/logging.md): how the exchange ended. */
+#define RESULT_OK "ok"             /* the response was written whole */
+#define RESULT_ABORTED "aborted"   /* the client closed or broke the connection before that */
+#define RESULT_TIMEOUT "timeout"   /* the exchange made no progress within its timeout */
+#define RESULT_ERROR "error"       /* the edge cut it (upstream failure, framing, write, memory) */
+#define RESULT_SHUTDOWN "shutdown" /* the edge stopped */
 
 typedef enum timer_use {
     T_NONE,
@@ -64,7 +75,9 @@ typedef struct httpd_conn {
     bool parse_stopped; /* the parser takes no more input (error, no keep-alive, upgrade) */
     bool head_partial;  /* the parser holds part of a request head */
     unsigned writes_pending;
+    bool write_failed; /* a write to the client failed: not everything queued reached it */
     int close_err;
+    const char *close_result; /* the access line's result for a request cut by the close */
     ptc_http_parser_t *parser;
     ptc_buf_t in;
     ptc_buf_t scratch; /* response framing */
@@ -101,6 +114,7 @@ struct ptc_httpd_req {
     bool upgraded;      /* 101 sent: raw bytes both ways (ptc_httpd_upgrade) */
     bool raw_eof;       /* upgraded: the client ended its side */
     bool raw_eof_given; /* ... and the handler was told */
+    bool logged;        /* http_request_done was written (and requests_total counted) */
     /* Access-log fields of the app request path (ptc_httpd_req_set_log_fields). */
     bool has_app;
     char app[72];
@@ -114,8 +128,9 @@ static const ptc_edge_conn_ops_t httpd_ops;
 static void process(httpd_conn_t *c);
 static void deliver_raw(httpd_conn_t *c);
 static void arm_timer(httpd_conn_t *c);
-static void conn_close(httpd_conn_t *c, int err);
+static void conn_close(httpd_conn_t *c, int err, const char *result);
 static void exchange_maybe_done(httpd_conn_t *c);
+static void log_done(httpd_conn_t *c, ptc_httpd_req_t *req, const char *result, int err);
 
 /* ---- state ---- */
 
@@ -177,7 +192,11 @@ static void on_timer_closed(uv_handle_t *h)
     }
 }
 
-/* The stream is gone (listener callback): tell a handler that still holds the request. */
+/*
+ * The stream is gone (listener callback): tell a handler that still holds the request. Its
+ * access line was written when the connection was closed; a stream that went away without
+ * conn_close() logs it here.
+ */
 static void httpd_on_close(ptc_edge_conn_t *base)
 {
     httpd_conn_t *c = (httpd_conn_t *)base;
@@ -188,10 +207,12 @@ static void httpd_on_close(ptc_edge_conn_t *base)
     ptc_httpd_req_t *req = c->req;
     c->req = NULL;
     if (req != NULL) {
+        int err = c->close_err != 0 ? c->close_err : PTC_ECLOSED;
         if (!req->handler_done && req->h != NULL && req->h->on_abort != NULL) {
             req->handler_done = true;
-            req->h->on_abort(req, c->close_err != 0 ? c->close_err : PTC_ECLOSED);
+            req->h->on_abort(req, err);
         }
+        log_done(c, req, c->close_result != NULL ? c->close_result : RESULT_ABORTED, err);
         free(req);
     }
     if (--c->open_handles == 0) {
@@ -199,13 +220,22 @@ static void httpd_on_close(ptc_edge_conn_t *base)
     }
 }
 
-static void conn_close(httpd_conn_t *c, int err)
+/*
+ * Closes at once: whatever is queued is dropped. `result` is what the access line of a
+ * request still in its exchange says (RESULT_*); the line is written now, while the request's
+ * fields are as the handler left them.
+ */
+static void conn_close(httpd_conn_t *c, int err, const char *result)
 {
     if (c->state == CS_CLOSED) {
         return;
     }
     set_state(c, CS_CLOSED);
     c->close_err = err;
+    c->close_result = result;
+    if (c->req != NULL) {
+        log_done(c, c->req, result, err);
+    }
     c->timer_use = T_NONE;
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     if (c->base.stream != NULL) {
@@ -263,7 +293,9 @@ static void on_written(ptc_tls_stream_t *s, int status, void *arg)
         return;
     }
     if (status != 0) {
-        conn_close(c, status);
+        /* The client's side of the connection failed (reset, broken pipe). */
+        c->write_failed = true;
+        conn_close(c, status, RESULT_ABORTED);
         return;
     }
     c->last_progress = uv_now(c->timer.loop);
@@ -289,7 +321,8 @@ static int conn_write(httpd_conn_t *c, const void *p, size_t len)
         c->writes_pending++;
     }
     if (rc != 0) {
-        conn_close(c, rc);
+        c->write_failed = true;
+        conn_close(c, rc, RESULT_ERROR);
         return rc == PTC_ECLOSED ? rc : PTC_ECLOSED;
     }
     return 0;
@@ -414,32 +447,62 @@ static void respond_not_found(ptc_httpd_req_t *req, const char *message)
 
 /* ---- the exchange ---- */
 
-static void log_done(httpd_conn_t *c, ptc_httpd_req_t *req)
+/*
+ * True when the client was sent the whole response although the handler has not finished it:
+ * the head and every byte of the announced Content-Length (none for HEAD, 204, 304) reached
+ * the socket. A proxied response is like this between its last byte and the stream's
+ * END_STREAM, and its client may well read it all and close in between.
+ */
+static bool response_complete(const httpd_conn_t *c, const ptc_httpd_req_t *req)
 {
+    return req->head_sent && !req->upgraded && !req->chunked && req->resp_len >= 0 &&
+           req->resp_written == (uint64_t)req->resp_len && c->writes_pending == 0 &&
+           !c->write_failed;
+}
+
+/*
+ * Writes the request's one http_request_done line and counts it in requests_total, however
+ * the exchange ended (STYLE §7): `result` is RESULT_OK for a response written whole (or one
+ * whose client got all of its announced length), else how it was cut, with `err`. Later calls
+ * for the same request do nothing.
+ */
+static void log_done(httpd_conn_t *c, ptc_httpd_req_t *req, const char *result, int err)
+{
+    if (req->logged) {
+        return;
+    }
+    req->logged = true;
+    c->base.edge->counters.requests_total++;
+    if (req->finished || response_complete(c, req)) {
+        result = RESULT_OK;
+    }
     const ptc_http_head_t *h = req->head;
     ptc_slice_t path = ptc_httpd_req_path(req);
     uint64_t dur = uv_now(c->timer.loop) - req->start_loop_ms;
+    ptc_log_field_t f[16];
+    size_t n = 0;
+    f[n++] = PTC_LOG_PEER("method", h->method.ptr, h->method.len);
+    f[n++] = PTC_LOG_STR("host", req->host);
+    f[n++] = PTC_LOG_PEER("path", path.ptr, path.len);
+    f[n++] = PTC_LOG_INT("status", req->status);
+    f[n++] = PTC_LOG_STR("result", result);
+    f[n++] = PTC_LOG_UINT("bytes_in", req->bytes_in);
+    f[n++] = PTC_LOG_UINT("bytes_out", req->bytes_out);
+    f[n++] = PTC_LOG_UINT("dur_ms", dur);
     if (req->has_app) {
-        PTC_LOG(&req->log, PTC_LOG_INFO, "http_request_done",
-                PTC_LOG_PEER("method", h->method.ptr, h->method.len),
-                PTC_LOG_STR("host", req->host), PTC_LOG_PEER("path", path.ptr, path.len),
-                PTC_LOG_INT("status", req->status), PTC_LOG_UINT("bytes_in", req->bytes_in),
-                PTC_LOG_UINT("bytes_out", req->bytes_out), PTC_LOG_UINT("dur_ms", dur),
-                req->upstream_ms >= 0 ? PTC_LOG_INT("upstream_ms", req->upstream_ms)
-                                      : PTC_LOG_STR("upstream_ms", NULL),
-                PTC_LOG_STR("app", req->app[0] != '\0' ? req->app : NULL),
-                PTC_LOG_STR("connector", req->connector[0] != '\0' ? req->connector : NULL),
-                PTC_LOG_STR("tunnel", req->tunnel[0] != '\0' ? req->tunnel : NULL),
-                PTC_LOG_STR("client_ip", c->base.peer_ip));
-    } else {
-        PTC_LOG(&req->log, PTC_LOG_INFO, "http_request_done",
-                PTC_LOG_PEER("method", h->method.ptr, h->method.len),
-                PTC_LOG_STR("host", req->host), PTC_LOG_PEER("path", path.ptr, path.len),
-                PTC_LOG_INT("status", req->status), PTC_LOG_UINT("bytes_in", req->bytes_in),
-                PTC_LOG_UINT("bytes_out", req->bytes_out), PTC_LOG_UINT("dur_ms", dur),
-                PTC_LOG_STR("client_ip", c->base.peer_ip));
+        f[n++] = req->upstream_ms >= 0 ? PTC_LOG_INT("upstream_ms", req->upstream_ms)
+                                       : PTC_LOG_STR("upstream_ms", NULL);
+        f[n++] = PTC_LOG_STR("app", req->app[0] != '\0' ? req->app : NULL);
+        f[n++] = PTC_LOG_STR("connector", req->connector[0] != '\0' ? req->connector : NULL);
+        f[n++] = PTC_LOG_STR("tunnel", req->tunnel[0] != '\0' ? req->tunnel : NULL);
     }
-    c->base.edge->counters.requests_total++;
+    f[n++] = PTC_LOG_STR("client_ip", c->base.peer_ip);
+    if (strcmp(result, RESULT_OK) != 0) {
+        f[n++] = PTC_LOG_ERR(err);
+    }
+    f[n] = PTC_LOG_END;
+    assert(n < sizeof(f) / sizeof(f[0]));
+    ptc_log_write(&req->log, PTC_LOG_INFO, "http_request_done", f);
 }
 
 /* Called when the response is complete or the request body ends. */
@@ -453,7 +516,7 @@ static void exchange_maybe_done(httpd_conn_t *c)
         /* The body may still be arriving: it is parsed (and dropped) by process(). */
         return;
     }
-    log_done(c, req);
+    log_done(c, req, RESULT_OK, 0);
     bool close_after = req->close_after || c->draining;
     c->req = NULL;
     free(req);
@@ -640,7 +703,7 @@ static void on_parse_error(httpd_conn_t *c)
             return;
         }
         if (req->head_sent) {
-            conn_close(c, PTC_EHTTP);
+            conn_close(c, PTC_EHTTP, RESULT_ERROR);
             return;
         }
         req->close_after = true;
@@ -662,11 +725,15 @@ static void on_parse_error(httpd_conn_t *c)
                  "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
                  "Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
                  status, phrase, blen);
-    if (conn_write(c, head, (size_t)hlen) == 0 && conn_write(c, body, (size_t)blen) == 0) {
-        PTC_LOG(&c->base.log, PTC_LOG_INFO, "http_request_done", PTC_LOG_STR("method", NULL),
-                PTC_LOG_INT("status", status), PTC_LOG_UINT("bytes_in", c->in.len),
-                PTC_LOG_UINT("bytes_out", (uint64_t)blen), PTC_LOG_UINT("dur_ms", 0));
-    }
+    size_t in_len = c->in.len;
+    bool sent = conn_write(c, head, (size_t)hlen) == 0 && conn_write(c, body, (size_t)blen) == 0;
+    c->base.edge->counters.requests_total++;
+    PTC_LOG(&c->base.log, PTC_LOG_INFO, "http_request_done", PTC_LOG_STR("method", NULL),
+            PTC_LOG_INT("status", sent ? status : 0),
+            PTC_LOG_STR("result", sent ? RESULT_OK : RESULT_ERROR),
+            PTC_LOG_UINT("bytes_in", in_len),
+            PTC_LOG_UINT("bytes_out", sent ? (uint64_t)hlen + (uint64_t)blen : 0),
+            PTC_LOG_UINT("dur_ms", 0), PTC_LOG_STR("client_ip", c->base.peer_ip));
     conn_shutdown(c);
 }
 
@@ -787,8 +854,8 @@ static void on_timer(uv_timer_t *t)
         process(c);
         return;
     case T_SHUTDOWN:
-        /* The client stopped reading its last response. */
-        conn_close(c, PTC_ETIMEOUT);
+        /* The client stopped reading its last response (its line is written). */
+        conn_close(c, PTC_ETIMEOUT, RESULT_TIMEOUT);
         return;
     case T_IDLE:
         if (uv_now(t->loop) < c->last_progress + c->base.edge->cfg.limits.http_idle_timeout_ms) {
@@ -828,7 +895,7 @@ static void on_timer(uv_timer_t *t)
             }
             return;
         }
-        conn_close(c, PTC_ETIMEOUT);
+        conn_close(c, PTC_ETIMEOUT, RESULT_TIMEOUT);
         return;
     }
     }
@@ -858,7 +925,7 @@ static void httpd_on_read(ptc_edge_conn_t *base, int status, ptc_slice_t data)
         if (c->req != NULL || c->in.len > 0) {
             PTC_LOG(&c->base.log, PTC_LOG_DEBUG, "http_client_gone", PTC_LOG_ERR(status));
         }
-        conn_close(c, status);
+        conn_close(c, status, RESULT_ABORTED);
         return;
     }
     if (c->req == NULL && c->in.len == 0 && !c->head_partial) {
@@ -866,7 +933,7 @@ static void httpd_on_read(ptc_edge_conn_t *base, int status, ptc_slice_t data)
     }
     c->last_progress = uv_now(c->timer.loop);
     if (ptc_buf_try_append(&c->in, data.ptr, data.len) != 0) {
-        conn_close(c, PTC_ENOMEM);
+        conn_close(c, PTC_ENOMEM, RESULT_ERROR);
         return;
     }
     process(c);
@@ -899,7 +966,7 @@ static void httpd_drain(ptc_edge_conn_t *base)
 
 static void httpd_abort(ptc_edge_conn_t *base)
 {
-    conn_close((httpd_conn_t *)base, PTC_ECLOSED);
+    conn_close((httpd_conn_t *)base, PTC_ECLOSED, RESULT_SHUTDOWN);
 }
 
 static const ptc_edge_conn_ops_t httpd_ops = {
@@ -1201,7 +1268,7 @@ int ptc_httpd_write(ptc_httpd_req_t *req, const void *p, size_t len)
     if (ptc_buf_try_append(&c->scratch, hdr, hl) != 0 ||
         ptc_buf_try_append(&c->scratch, p, len) != 0 ||
         ptc_buf_try_append(&c->scratch, "\r\n", 2) != 0) {
-        conn_close(c, PTC_ENOMEM);
+        conn_close(c, PTC_ENOMEM, RESULT_ERROR);
         return PTC_ECLOSED;
     }
     return conn_write(c, ptc_buf_data(&c->scratch), c->scratch.len);
@@ -1215,12 +1282,12 @@ int ptc_httpd_finish(ptc_httpd_req_t *req)
         return PTC_ECLOSED;
     }
     if (!req->head_sent) {
-        conn_close(c, PTC_ESTATE);
+        conn_close(c, PTC_ESTATE, RESULT_ERROR);
         return PTC_ESTATE;
     }
     if (req->resp_len >= 0 && req->resp_written != (uint64_t)req->resp_len) {
         /* The announced length was not met: the client must not wait for the rest. */
-        conn_close(c, PTC_ESTATE);
+        conn_close(c, PTC_ESTATE, RESULT_ERROR);
         return PTC_ESTATE;
     }
     if (req->chunked) {
@@ -1246,7 +1313,7 @@ int ptc_httpd_finish(ptc_httpd_req_t *req)
 void ptc_httpd_abort(ptc_httpd_req_t *req)
 {
     req->handler_done = true;
-    conn_close(req->conn, PTC_ECLOSED);
+    conn_close(req->conn, PTC_ECLOSED, RESULT_ERROR);
 }
 
 bool ptc_httpd_is_full(const ptc_httpd_req_t *req)
@@ -1277,7 +1344,7 @@ int ptc_httpd_respond_simple(ptc_httpd_req_t *req, int status, const char *conte
     }
     /* The request is released in every case. */
     if (req->conn->state != CS_CLOSED) {
-        conn_close(req->conn, rc);
+        conn_close(req->conn, rc, RESULT_ERROR);
     }
     req->handler_done = true;
     return rc;

@@ -14,8 +14,11 @@
  * request body arrives in on_body calls (pausable for back-pressure), and the response is
  * written with ptc_httpd_respond() / ptc_httpd_write() / ptc_httpd_finish(), with on_writable
  * when the client's backlog has drained. A handler may accept an Upgrade request with
- * ptc_httpd_upgrade(), which turns the exchange into a byte pipe (WebSocket). Every finished
- * request logs http_request_done.
+ * ptc_httpd_upgrade(), which turns the exchange into a byte pipe (WebSocket). Every request
+ * logs one http_request_done line and counts in requests_total when its exchange ends, however
+ * it ends: finished, cut by the client, timed out, or cut by an error (its `result` says
+ * which; docs/logging.md). A response whose announced Content-Length has reached the client
+ * counts as finished even if the handler had not called ptc_httpd_finish() yet.
  *
  * Lifetime of a ptc_httpd_req_t: it is created with the request head and stays valid for its
  * handler until the handler has called ptc_httpd_finish() (or ptc_httpd_abort()), or until
@@ -154,7 +157,8 @@ PTC_MUST_CHECK int ptc_httpd_upgrade(ptc_httpd_req_t *req, const ptc_http_header
  * Adds the app request path's fields to the request's http_request_done line: the app's name,
  * the connector and tunnel ids (copied; NULL or "" is written as null) and upstream_ms, the
  * time from the REQUEST to the RESPONSE head (negative: null). Every such line also carries
- * client_ip.
+ * client_ip. The line is written the moment the exchange ends, which may be whenever the
+ * client goes away (before on_abort is called): set the fields as soon as they are known.
  */
 void ptc_httpd_req_set_log_fields(ptc_httpd_req_t *req, const char *app, const char *connector,
                                   const char *tunnel, int64_t upstream_ms);

@@ -185,7 +185,11 @@ static void leave(preq_t *p)
     }
 }
 
-/* Copies the log fields the access line needs; called before anything that may log it. */
+/*
+ * Copies the log fields the access line needs. httpd writes the line whenever the exchange
+ * ends, a client that goes away included, so this runs each time a field changes (start,
+ * stream opened, RESPONSE) and before anything that may end the exchange.
+ */
 static void update_log(preq_t *p)
 {
     if (p->req != NULL) {
@@ -246,6 +250,8 @@ static int open_on(preq_t *p, ptc_tunnel_t *t)
     p->t_sent = uv_hrtime();
     snprintf(p->connector, sizeof(p->connector), "%s", ptc_tunnel_connector(t));
     snprintf(p->tunnel_id, sizeof(p->tunnel_id), "%s", ptc_tunnel_id(t));
+    /* The client may go away at any moment: its access line names the tunnel from now on. */
+    update_log(p);
     return 0;
 }
 
@@ -983,6 +989,7 @@ void ptc_proxy_stream_start(ptc_edge_t *edge, ptc_httpd_req_t *req, const ptc_ap
     p->is_upgrade =
         h->upgrade && h->minor_version == 1 && p->no_body && ptc_slice_eq(h->method, "GET");
     ptc_httpd_req_set_handler(req, &httpd_handler, p);
+    update_log(p);
     /* The connector bounds the wait for the response head (backend_timeout); the edge gives
      * up a little later on its own. */
     ptc_httpd_req_set_timeout(req, app->backend_timeout_ms + RESPONSE_GRACE_MS);
