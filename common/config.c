@@ -860,3 +860,27 @@ void ptc_config_free(const ptc_config_schema_t *schema, void *out)
         }
     }
 }
+
+/* ---- helpers for checks across keys ---- */
+
+int ptc_config_fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
+{
+    if (errlen > 0) {
+        int n = snprintf(err, errlen, "%s: ", name);
+        if (n >= 0 && (size_t)n < errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return PTC_ECONFIG;
+}
+
+const char *ptc_config_quote(const char *s, char *buf, size_t cap)
+{
+    char esc[200];
+    ptc_log_escape(esc, sizeof(esc), s, strlen(s), 64);
+    snprintf(buf, cap, "\"%s\"", esc);
+    return buf;
+}

@@ -154,4 +154,15 @@ PTC_MUST_CHECK int ptc_config_parse_duration(const char *s, uint64_t *ms);
  */
 PTC_MUST_CHECK int ptc_config_parse_size(const char *s, uint64_t *bytes);
 
+/**
+ * For checks that span several keys, after a load: writes "<name>: " and the formatted
+ * "<key path>: <reason>" into err[0..errlen), in the loader's message style, and returns
+ * PTC_ECONFIG.
+ */
+int ptc_config_fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Quotes a value from a file for such a message into buf: escaped, cut to 64 bytes. */
+const char *ptc_config_quote(const char *s, char *buf, size_t cap);
+
 #endif

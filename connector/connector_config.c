@@ -83,42 +83,16 @@ static const ptc_config_schema_t connector_schema =
 
 /* ---- checks across keys ---- */
 
-static int fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes "<name>: " then the formatted "<key path>: <reason>", like the loader's messages. */
-static int fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
-{
-    if (errlen > 0) {
-        int n = snprintf(err, errlen, "%s: ", name);
-        if (n >= 0 && (size_t)n < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return PTC_ECONFIG;
-}
-
-/* Quotes a value from the file for a message: escaped, cut to 64 bytes. */
-static const char *quote(const char *s, char *buf, size_t cap)
-{
-    char esc[200];
-    ptc_log_escape(esc, sizeof(esc), s, strlen(s), 64);
-    snprintf(buf, cap, "\"%s\"", esc);
-    return buf;
-}
-
 static int check(const char *name, ptc_connector_config_t *cfg, char *err, size_t errlen)
 {
     char q[256];
     for (size_t i = 0; i < cfg->edges_cnt; i++) {
         ptc_net_hostport_t hp;
         if (ptc_net_parse_hostport(cfg->edges[i], &hp) != 0 || hp.host[0] == '\0' || hp.port == 0) {
-            return fail(err, errlen, name,
-                        "edges[%zu]: expected \"host:port\" with a port 1..65535, got %s", i,
-                        quote(cfg->edges[i], q, sizeof(q)));
+            return ptc_config_fail(
+                err, errlen, name,
+                "edges[%zu]: expected \"host:port\" with a port 1..65535, got %s", i,
+                ptc_config_quote(cfg->edges[i], q, sizeof(q)));
         }
     }
     if (cfg->proxy != NULL) {
@@ -126,7 +100,7 @@ static int check(const char *name, ptc_connector_config_t *cfg, char *err, size_
         char why[256];
         if (ptc_proxy_parse(cfg->proxy, &p, why, sizeof(why)) != 0) {
             /* The value may hold a password: the message never quotes it. */
-            return fail(err, errlen, name, "proxy: %s", why);
+            return ptc_config_fail(err, errlen, name, "proxy: %s", why);
         }
         ptc_proxy_dispose(&p);
     }

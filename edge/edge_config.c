@@ -206,33 +206,6 @@ static const ptc_config_schema_t edge_schema = PTC_CONFIG_SCHEMA(ptc_edge_config
 
 /* ---- checks across keys ---- */
 
-static int fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes "<name>: " then the formatted "<key path>: <reason>", like the loader's messages. */
-static int fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
-{
-    if (errlen > 0) {
-        int n = snprintf(err, errlen, "%s: ", name);
-        if (n >= 0 && (size_t)n < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return PTC_ECONFIG;
-}
-
-/* Quotes a value from the file for a message: escaped, cut to 64 bytes. */
-static const char *quote(const char *s, char *buf, size_t cap)
-{
-    char esc[200];
-    ptc_log_escape(esc, sizeof(esc), s, strlen(s), 64);
-    snprintf(buf, cap, "\"%s\"", esc);
-    return buf;
-}
-
 bool ptc_edge_config_is_hostname(const char *name)
 {
     size_t len = strlen(name);
@@ -280,66 +253,73 @@ static int check(const char *name, ptc_edge_config_t *cfg, char *err, size_t err
     ptc_net_hostport_t hp;
     for (size_t i = 0; i < cfg->listen_cnt; i++) {
         if (ptc_net_parse_hostport(cfg->listen[i], &hp) != 0) {
-            return fail(err, errlen, name,
-                        "listen[%zu]: expected \"host:port\" such as \"0.0.0.0:443\", got %s", i,
-                        quote(cfg->listen[i], q, sizeof(q)));
+            return ptc_config_fail(
+                err, errlen, name,
+                "listen[%zu]: expected \"host:port\" such as \"0.0.0.0:443\", got %s", i,
+                ptc_config_quote(cfg->listen[i], q, sizeof(q)));
         }
     }
     if (!ptc_edge_config_is_hostname(cfg->edge_host)) {
-        return fail(err, errlen, name, "edge_host: expected a DNS host name, got %s",
-                    quote(cfg->edge_host, q, sizeof(q)));
+        return ptc_config_fail(err, errlen, name, "edge_host: expected a DNS host name, got %s",
+                               ptc_config_quote(cfg->edge_host, q, sizeof(q)));
     }
     lower(cfg->edge_host);
     if (!ptc_edge_config_is_hostname(cfg->default_domain)) {
-        return fail(err, errlen, name, "default_domain: expected a DNS domain name, got %s",
-                    quote(cfg->default_domain, q, sizeof(q)));
+        return ptc_config_fail(err, errlen, name,
+                               "default_domain: expected a DNS domain name, got %s",
+                               ptc_config_quote(cfg->default_domain, q, sizeof(q)));
     }
     lower(cfg->default_domain);
     for (size_t i = 0; i < cfg->advertise_cnt; i++) {
         if (ptc_net_parse_hostport(cfg->advertise[i], &hp) != 0 || hp.host[0] == '\0' ||
             hp.port == 0) {
-            return fail(err, errlen, name,
-                        "advertise[%zu]: expected \"host:port\" with a port 1..65535, got %s", i,
-                        quote(cfg->advertise[i], q, sizeof(q)));
+            return ptc_config_fail(
+                err, errlen, name,
+                "advertise[%zu]: expected \"host:port\" with a port 1..65535, got %s", i,
+                ptc_config_quote(cfg->advertise[i], q, sizeof(q)));
         }
     }
     const char *mode = cfg->admin.socket_mode_text;
     char *end = NULL;
     unsigned long m = strtoul(mode, &end, 8);
     if (mode[0] < '0' || mode[0] > '7' || *end != '\0' || m > 0777 || strlen(mode) > 4) {
-        return fail(err, errlen, name,
-                    "admin.socket_mode: expected an octal file mode such as \"0660\", got %s",
-                    quote(mode, q, sizeof(q)));
+        return ptc_config_fail(
+            err, errlen, name,
+            "admin.socket_mode: expected an octal file mode such as \"0660\", got %s",
+            ptc_config_quote(mode, q, sizeof(q)));
     }
     cfg->admin.socket_mode = (unsigned)m;
     if (cfg->admin.tcp != NULL) {
         if (ptc_net_parse_hostport(cfg->admin.tcp, &hp) != 0 || hp.port == 0 ||
             !is_loopback_host(hp.host)) {
-            return fail(err, errlen, name,
-                        "admin.tcp: expected a loopback \"host:port\" such as "
-                        "\"127.0.0.1:9443\", got %s",
-                        quote(cfg->admin.tcp, q, sizeof(q)));
+            return ptc_config_fail(err, errlen, name,
+                                   "admin.tcp: expected a loopback \"host:port\" such as "
+                                   "\"127.0.0.1:9443\", got %s",
+                                   ptc_config_quote(cfg->admin.tcp, q, sizeof(q)));
         }
         if (cfg->admin.token_file == NULL) {
-            return fail(err, errlen, name, "admin.token_file: required when admin.tcp is set");
+            return ptc_config_fail(err, errlen, name,
+                                   "admin.token_file: required when admin.tcp is set");
         }
     } else if (cfg->admin.token_file != NULL) {
-        return fail(err, errlen, name, "admin.tcp: required when admin.token_file is set");
+        return ptc_config_fail(err, errlen, name,
+                               "admin.tcp: required when admin.token_file is set");
     }
     for (size_t i = 0; i < cfg->http_listen_cnt; i++) {
         if (ptc_net_parse_hostport(cfg->http_listen[i], &hp) != 0) {
-            return fail(err, errlen, name,
-                        "http_listen[%zu]: expected \"host:port\" such as \"0.0.0.0:80\", got %s",
-                        i, quote(cfg->http_listen[i], q, sizeof(q)));
+            return ptc_config_fail(
+                err, errlen, name,
+                "http_listen[%zu]: expected \"host:port\" such as \"0.0.0.0:80\", got %s", i,
+                ptc_config_quote(cfg->http_listen[i], q, sizeof(q)));
         }
     }
     const ptc_edge_limits_cfg_t *l = &cfg->limits;
     if (l->idle_timeout_ms <= l->ping_interval_ms) {
-        return fail(err, errlen, name,
-                    "limits.idle_timeout: must be greater than limits.ping_interval (%llu ms), "
-                    "got %llu ms",
-                    (unsigned long long)l->ping_interval_ms,
-                    (unsigned long long)l->idle_timeout_ms);
+        return ptc_config_fail(
+            err, errlen, name,
+            "limits.idle_timeout: must be greater than limits.ping_interval (%llu ms), "
+            "got %llu ms",
+            (unsigned long long)l->ping_interval_ms, (unsigned long long)l->idle_timeout_ms);
     }
     return 0;
 }
