@@ -292,8 +292,8 @@ static void px_on_handshake(ptc_tls_stream_t *s, int status)
     if (status != 0) {
         ptc_tls_err_t e;
         ptc_tls_last_error(ptc_tls_stream_tls(s), &e);
-        char detail[300];
-        snprintf(detail, sizeof(detail), "TLS handshake (name %s): %s", g->host,
+        char detail[sizeof(g->detail)];
+        snprintf(detail, sizeof(detail), "TLS handshake (name %.100s): %.120s", g->host,
                  e.reason[0] != '\0' ? e.reason : ptc_strerror(status));
         px_finish(g, status, PTC_HTTP_CLIENT_PHASE_TLS, detail);
         return;
