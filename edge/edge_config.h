@@ -2,11 +2,14 @@
 /*
  * edge.json: the node settings of portico-edge (docs/edge.md), loaded through common/config's
  * schema loader and then checked as a whole (host names, "host:port" forms, the liveness
- * timers' ranges of docs/protocol.md §11.5, admin TCP and token file together). Every
+ * timers' ranges of docs/protocol.md §11.5, admin TCP and token file together, the OpenID
+ * Connect providers and the session durations). Every
  * refusal is one message naming the file, the key path and the reason, as the loader's own
  * messages do. The loaded struct owns its strings; ptc_edge_config_free() releases them.
  *
- * Depends on common/config, common/net and common/log (level names); never on libuv I/O.
+ * Loading reads each provider's client_secret_file (a secret: wiped on free, never put in a
+ * message). Depends on common/config, common/net, common/url and common/log (level names);
+ * never on libuv I/O.
  */
 #ifndef PTC_EDGE_EDGE_CONFIG_H
 #define PTC_EDGE_EDGE_CONFIG_H
@@ -59,6 +62,36 @@ typedef struct ptc_edge_limits_cfg {
     int64_t max_url_len;           /* request target (414 above) */
 } ptc_edge_limits_cfg_t;
 
+/** idps[].token_endpoint_auth_method (RFC 6749 §2.3.1, OpenID Connect Core §9). */
+typedef enum ptc_edge_idp_auth {
+    PTC_EDGE_IDP_CLIENT_SECRET_BASIC = 0, /* HTTP Basic with the form-urlencoded id and secret */
+    PTC_EDGE_IDP_CLIENT_SECRET_POST = 1,  /* client_id and client_secret in the form body */
+} ptc_edge_idp_auth_t;
+
+/** One OpenID Connect provider of idps[] (edge/oidc.c uses it). */
+typedef struct ptc_edge_idp_cfg {
+    char *name;   /* unique among the providers: 1..63 of [a-z0-9-] */
+    char *issuer; /* as written: compared exactly with the discovery document's issuer */
+    char *client_id;
+    char *client_secret_file;
+    int token_endpoint_auth_method; /* a ptc_edge_idp_auth_t */
+    char **scopes;                  /* contains "openid"; default openid, email, profile */
+    size_t scopes_cnt;
+    char *groups_claim; /* the ID token claim holding the groups (default "groups") */
+    char *ca_file;      /* PEM bundle the provider's TLS is validated against; NULL: system */
+    /* The secret read from client_secret_file at load (one trailing line break removed).
+     * Never logged; ptc_edge_config_free() wipes it. */
+    char *client_secret;
+} ptc_edge_idp_cfg_t;
+
+/** session: the browser sessions of the OIDC pre-authentication, in seconds. */
+typedef struct ptc_edge_session_cfg {
+    char *lifetime_text;     /* as written ("8h") */
+    char *key_rotation_text; /* as written ("7d") */
+    int64_t lifetime_s;      /* a session cookie is valid this long after sign-in */
+    int64_t key_rotation_s;  /* the session key is replaced when older than this */
+} ptc_edge_session_cfg_t;
+
 /** The whole edge.json. */
 typedef struct ptc_edge_config {
     char **listen; /* "host:port" specs, at least one */
@@ -77,6 +110,10 @@ typedef struct ptc_edge_config {
     size_t http_listen_cnt;
     /* Add Server-Timing (edge and backend durations) to app responses. */
     bool server_timing;
+    /* OpenID Connect providers for apps with pre_auth "oidc" (may be empty). */
+    ptc_edge_idp_cfg_t *idps;
+    size_t idps_cnt;
+    ptc_edge_session_cfg_t session;
 } ptc_edge_config_t;
 
 /**
@@ -96,7 +133,14 @@ PTC_MUST_CHECK int ptc_edge_config_load_buffer(const char *name, const void *dat
                                                const char *base_dir, ptc_edge_config_t *out,
                                                char *err, size_t errlen);
 
-/** Frees what the loader allocated and zeroes *cfg. Safe on a zeroed struct and twice. */
+/**
+ * Looks up a provider of idps[] by name. Returns it (borrowed from cfg) or NULL when there
+ * is none of that name.
+ */
+const ptc_edge_idp_cfg_t *ptc_edge_config_find_idp(const ptc_edge_config_t *cfg, const char *name);
+
+/** Frees what the loader allocated (wiping client secrets) and zeroes *cfg. Safe on a zeroed
+ * struct and twice. */
 void ptc_edge_config_free(ptc_edge_config_t *cfg);
 
 /**
@@ -104,5 +148,12 @@ void ptc_edge_config_free(ptc_edge_config_t *cfg);
  * bytes of labels of 1..63 letters, digits and '-' (not at either end) separated by dots.
  */
 bool ptc_edge_config_is_hostname(const char *name);
+
+/**
+ * True if `host` (as ptc_url_parse() writes it: lower-case, IPv6 without brackets) is a
+ * loopback address: 127.0.0.0/8, ::1 or the name localhost. Plain-http issuers are accepted
+ * only there.
+ */
+bool ptc_edge_config_is_loopback_host(const char *host);
 
 #endif

@@ -250,6 +250,247 @@ static void test_http_listen_and_server_timing(void)
             "edge.json: server_timing: expected true or false, got \"yes\"");
 }
 
+/* Writes `text` to <tmpdir>/<file> and stores the path in path[0..cap). */
+static void write_tmp(const char *file, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", ptc_test_tmpdir(), file);
+    FILE *f = fopen(path, "w");
+    CHECK_NOT_NULL(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Copies `tmpl` into out[0..cap) with every "%s" replaced by `arg`. */
+static void subst(const char *tmpl, const char *arg, char *out, size_t cap)
+{
+    size_t o = 0;
+    size_t al = strlen(arg);
+    for (const char *p = tmpl; *p != '\0'; p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            CHECK(o + al < cap);
+            memcpy(out + o, arg, al);
+            o += al;
+            p++;
+            continue;
+        }
+        CHECK(o + 1 < cap);
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
+/* Loads "{MINIMAL,<extra>}" where each "%s" of `extra` is `arg` (a path); it must be refused
+ * with `message`, in which each "%s" is `arg` too. */
+static void refused_with(const char *extra, const char *arg, const char *message)
+{
+    char json[4096];
+    char body[3072];
+    subst(extra, arg, body, sizeof(body));
+    snprintf(json, sizeof(json), "{" MINIMAL ",%s}", body);
+    char want[2048];
+    subst(message, arg, want, sizeof(want));
+    refused(json, want);
+}
+
+static void test_idps_and_session_defaults(void)
+{
+    ptc_edge_config_t cfg;
+    char err[512];
+    CHECK_OK(load("{" MINIMAL "}", &cfg, err, sizeof(err)));
+    CHECK_EQ(cfg.idps_cnt, 0);
+    CHECK_NULL(cfg.idps);
+    CHECK_STREQ(cfg.session.lifetime_text, "8h");
+    CHECK_EQ(cfg.session.lifetime_s, 8 * 3600);
+    CHECK_STREQ(cfg.session.key_rotation_text, "7d");
+    CHECK_EQ(cfg.session.key_rotation_s, 7 * 86400);
+    CHECK_NULL(ptc_edge_config_find_idp(&cfg, "corp"));
+    ptc_edge_config_free(&cfg);
+}
+
+static void test_idps_full(void)
+{
+    char secret1[600];
+    char secret2[600];
+    char ca[600];
+    write_tmp("corp.secret", "s3cr:et/%\n", secret1, sizeof(secret1));
+    write_tmp("dev.secret", "dev-secret\r\n", secret2, sizeof(secret2));
+    write_tmp("ca.pem", "-----BEGIN CERTIFICATE-----\n", ca, sizeof(ca));
+    char json[4096];
+    snprintf(json, sizeof(json),
+             "{" MINIMAL ",\"idps\":[{\"name\":\"corp\",\"issuer\":\"https://login.example.com/\","
+             "\"client_id\":\"portico\",\"client_secret_file\":\"%s\"},"
+             "{\"name\":\"dev-2\",\"issuer\":\"http://127.0.0.2:9000\",\"client_id\":\"p:2\","
+             "\"client_secret_file\":\"%s\",\"token_endpoint_auth_method\":\"client_secret_post\","
+             "\"scopes\":[\"openid\",\"groups\"],\"groups_claim\":\"roles\",\"ca_file\":\"%s\"}],"
+             "\"session\":{\"lifetime\":\"12h\",\"key_rotation\":\"30d\"}}",
+             secret1, secret2, ca);
+    ptc_edge_config_t cfg;
+    char err[512];
+    int rc = load(json, &cfg, err, sizeof(err));
+    if (rc != 0) {
+        ptc_test_fail(__FILE__, __LINE__, "%s", err);
+    }
+    CHECK_EQ(cfg.idps_cnt, 2);
+    const ptc_edge_idp_cfg_t *a = &cfg.idps[0];
+    CHECK_STREQ(a->name, "corp");
+    CHECK_STREQ(a->issuer, "https://login.example.com/"); /* kept as written */
+    CHECK_STREQ(a->client_id, "portico");
+    CHECK_STREQ(a->client_secret_file, secret1);
+    CHECK_STREQ(a->client_secret, "s3cr:et/%"); /* the trailing line break removed */
+    CHECK_EQ(a->token_endpoint_auth_method, PTC_EDGE_IDP_CLIENT_SECRET_BASIC);
+    CHECK_EQ(a->scopes_cnt, 3);
+    CHECK_STREQ(a->scopes[0], "openid");
+    CHECK_STREQ(a->scopes[1], "email");
+    CHECK_STREQ(a->scopes[2], "profile");
+    CHECK_STREQ(a->groups_claim, "groups");
+    CHECK_NULL(a->ca_file);
+    const ptc_edge_idp_cfg_t *b = &cfg.idps[1];
+    CHECK_STREQ(b->name, "dev-2");
+    CHECK_STREQ(b->issuer, "http://127.0.0.2:9000");
+    CHECK_STREQ(b->client_secret, "dev-secret");
+    CHECK_EQ(b->token_endpoint_auth_method, PTC_EDGE_IDP_CLIENT_SECRET_POST);
+    CHECK_EQ(b->scopes_cnt, 2);
+    CHECK_STREQ(b->scopes[1], "groups");
+    CHECK_STREQ(b->groups_claim, "roles");
+    CHECK_STREQ(b->ca_file, ca);
+    CHECK(ptc_edge_config_find_idp(&cfg, "dev-2") == b);
+    CHECK(ptc_edge_config_find_idp(&cfg, "corp") == a);
+    CHECK_NULL(ptc_edge_config_find_idp(&cfg, "dev"));
+    CHECK_EQ(cfg.session.lifetime_s, 12 * 3600);
+    CHECK_EQ(cfg.session.key_rotation_s, 30 * 86400);
+    ptc_edge_config_free(&cfg);
+    CHECK_EQ(cfg.idps_cnt, 0);
+    ptc_edge_config_free(&cfg);
+}
+
+/* The loopback forms a plain-http issuer may use; nothing else. */
+static void test_loopback_rule(void)
+{
+    CHECK(ptc_edge_config_is_loopback_host("127.0.0.1"));
+    CHECK(ptc_edge_config_is_loopback_host("127.0.0.2"));
+    CHECK(ptc_edge_config_is_loopback_host("::1"));
+    CHECK(ptc_edge_config_is_loopback_host("localhost"));
+    CHECK(!ptc_edge_config_is_loopback_host("128.0.0.1"));
+    CHECK(!ptc_edge_config_is_loopback_host("10.0.0.1"));
+    CHECK(!ptc_edge_config_is_loopback_host("localhost.example.com"));
+    CHECK(!ptc_edge_config_is_loopback_host("::2"));
+}
+
+#define IDP_START "\"idps\":[{\"name\":\"corp\",\"issuer\":\"https://id.example.com\","
+#define IDP_ID "\"client_id\":\"portico\","
+
+static void test_idp_refusals(void)
+{
+    char secret[600];
+    write_tmp("ok.secret", "secret", secret, sizeof(secret));
+    char empty[600];
+    write_tmp("empty.secret", "\n", empty, sizeof(empty));
+    char missing[600];
+    snprintf(missing, sizeof(missing), "%s/missing.secret", ptc_test_tmpdir());
+
+    refused("{" MINIMAL ",\"idps\":{}}",
+            "edge.json: idps: expected an array of objects, got an object");
+    refused_with("\"idps\":[{\"name\":\"Corp\",\"issuer\":\"https://id.example.com\"," IDP_ID
+                 "\"client_secret_file\":\"%s\"}]",
+                 secret,
+                 "edge.json: idps[0].name: expected 1..63 of a-z, 0-9 and '-', got \"Corp\"");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\"},"
+                                  "{\"name\":\"corp\",\"issuer\":\"https://b.example.com\"," IDP_ID
+                                  "\"client_secret_file\":\"%s\"}]",
+                 secret, "edge.json: idps[1].name: \"corp\" is already the name of idps[0]");
+    refused_with(IDP_START "\"client_secret_file\":\"%s\"}]", secret,
+                 "edge.json: idps[0].client_id: required key is missing");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\",\"client_secret\":\"x\"}]", secret,
+                 "edge.json: idps[0]: unknown key \"client_secret\"");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\",\"groups_claim\":7}]", secret,
+                 "edge.json: idps[0].groups_claim: expected a non-empty string, got 7");
+    refused_with("\"idps\":[{\"name\":\"corp\",\"issuer\":\"http://id.example.com\"," IDP_ID
+                 "\"client_secret_file\":\"%s\"}]",
+                 secret,
+                 "edge.json: idps[0].issuer: expected an https URL without a query (http only "
+                 "on a loopback address), got \"http://id.example.com\"");
+    refused_with("\"idps\":[{\"name\":\"corp\",\"issuer\":\"https://id.example.com/?a=1\"," IDP_ID
+                 "\"client_secret_file\":\"%s\"}]",
+                 secret,
+                 "edge.json: idps[0].issuer: expected an https URL without a query (http only "
+                 "on a loopback address), got \"https://id.example.com/?a=1\"");
+    refused_with("\"idps\":[{\"name\":\"corp\",\"issuer\":\"id.example.com\"," IDP_ID
+                 "\"client_secret_file\":\"%s\"}]",
+                 secret,
+                 "edge.json: idps[0].issuer: expected an https URL without a query (http only "
+                 "on a loopback address), got \"id.example.com\"");
+    refused_with(
+        IDP_START IDP_ID
+        "\"client_secret_file\":\"%s\",\"token_endpoint_auth_method\":\"private_key_jwt\"}]",
+        secret,
+        "edge.json: idps[0].token_endpoint_auth_method: expected one of "
+        "client_secret_basic, client_secret_post, got \"private_key_jwt\"");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\",\"scopes\":[\"email\"]}]", secret,
+                 "edge.json: idps[0].scopes: must contain \"openid\"");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\",\"scopes\":[\"openid\",\"a b\"]}]",
+                 secret,
+                 "edge.json: idps[0].scopes[1]: expected a scope without spaces or quotes, got "
+                 "\"a b\"");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\"}]", missing,
+                 "edge.json: idps[0].client_secret_file: cannot read \"%s\": No such file or "
+                 "directory");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\"}]", empty,
+                 "edge.json: idps[0].client_secret_file: \"%s\" is empty");
+    char with_secret[1024];
+    snprintf(with_secret, sizeof(with_secret),
+             IDP_START IDP_ID "\"client_secret_file\":\"%s\",\"ca_file\":\"%%s\"}]", secret);
+    refused_with(with_secret, missing,
+                 "edge.json: idps[0].ca_file: cannot read \"%s\": No such file or directory");
+    /* The keys are checked in document order: the secret file before the CA file. */
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\",\"ca_file\":\"%s\"}]", missing,
+                 "edge.json: idps[0].client_secret_file: cannot read \"%s\": No such file or "
+                 "directory");
+    refused_with(IDP_START IDP_ID "\"client_secret_file\":\"%s\",\"ca_file\":null}]", secret,
+                 "edge.json: idps[0].ca_file: expected a non-empty path, got null");
+
+    /* The secret never appears in a message, even when a later key is the one refused. */
+    char secret_msg[600];
+    write_tmp("visible.secret", "do-not-print-me", secret_msg, sizeof(secret_msg));
+    char json[2048];
+    snprintf(json, sizeof(json),
+             "{" MINIMAL "," IDP_START IDP_ID "\"client_secret_file\":\"%s\"}],"
+             "\"session\":{\"lifetime\":\"1m\"}}",
+             secret_msg);
+    ptc_edge_config_t cfg;
+    char err[512];
+    CHECK_EQ(load(json, &cfg, err, sizeof(err)), PTC_ECONFIG);
+    CHECK(strstr(err, "do-not-print-me") == NULL);
+    ptc_edge_config_free(&cfg);
+}
+
+static void test_session_refusals(void)
+{
+    refused("{" MINIMAL ",\"session\":{\"lifetime\":\"8 hours\"}}",
+            "edge.json: session.lifetime: expected a duration such as 8h or 7d, got \"8 hours\"");
+    refused("{" MINIMAL ",\"session\":{\"lifetime\":\"1m\"}}",
+            "edge.json: session.lifetime: expected a duration 5m..30d, got \"1m\"");
+    refused("{" MINIMAL ",\"session\":{\"lifetime\":\"31d\"}}",
+            "edge.json: session.lifetime: expected a duration 5m..30d, got \"31d\"");
+    refused("{" MINIMAL ",\"session\":{\"lifetime\":3600}}",
+            "edge.json: session.lifetime: expected a non-empty string, got 3600");
+    refused("{" MINIMAL ",\"session\":{\"key_rotation\":\"30m\"}}",
+            "edge.json: session.key_rotation: expected a duration 1h..365d, got \"30m\"");
+    refused("{" MINIMAL ",\"session\":{\"key_rotation\":\"99999999999999999999d\"}}",
+            "edge.json: session.key_rotation: expected a duration such as 8h or 7d, got "
+            "\"99999999999999999999d\"");
+    refused("{" MINIMAL ",\"session\":{\"lifetime\":\"2d\",\"key_rotation\":\"1d\"}}",
+            "edge.json: session.key_rotation: must be at least session.lifetime (2d), got 1d");
+    refused("{" MINIMAL ",\"session\":{\"lifetme\":\"8h\"}}",
+            "edge.json: session: unknown key \"lifetme\" (did you mean \"lifetime\"?)");
+    ptc_edge_config_t cfg;
+    char err[512];
+    CHECK_OK(load("{" MINIMAL ",\"session\":{\"lifetime\":\"90m\",\"key_rotation\":\"36h\"}}", &cfg,
+                  err, sizeof(err)));
+    CHECK_EQ(cfg.session.lifetime_s, 5400);
+    CHECK_EQ(cfg.session.key_rotation_s, 36 * 3600);
+    ptc_edge_config_free(&cfg);
+}
+
 static void test_hostname_rule(void)
 {
     CHECK(ptc_edge_config_is_hostname("edge.example.com"));
@@ -271,10 +512,19 @@ static void test_hostname_rule(void)
 }
 
 static const ptc_test_case_t cases[] = {
-    PTC_TEST(test_minimal_takes_defaults), PTC_TEST(test_full_document),
-    PTC_TEST(test_load_from_file),         PTC_TEST(test_schema_refusals),
-    PTC_TEST(test_cross_key_refusals),     PTC_TEST(test_example_file_is_valid),
-    PTC_TEST(test_hostname_rule),          PTC_TEST(test_http_listen_and_server_timing),
+    PTC_TEST(test_minimal_takes_defaults),
+    PTC_TEST(test_full_document),
+    PTC_TEST(test_load_from_file),
+    PTC_TEST(test_schema_refusals),
+    PTC_TEST(test_cross_key_refusals),
+    PTC_TEST(test_example_file_is_valid),
+    PTC_TEST(test_hostname_rule),
+    PTC_TEST(test_http_listen_and_server_timing),
+    PTC_TEST(test_idps_and_session_defaults),
+    PTC_TEST(test_idps_full),
+    PTC_TEST(test_loopback_rule),
+    PTC_TEST(test_idp_refusals),
+    PTC_TEST(test_session_refusals),
 };
 
 int main(int argc, char **argv)
