@@ -7,7 +7,8 @@
  * - listener.c  accepts public TLS connections and hands them to httpd.c or tunnel_srv.c;
  * - httpd.c     serves HTTP/1.1 on them (registration, health, and the app handler hook);
  * - tunnel_srv.c runs connector tunnels and keeps `registry` up to date;
- * - admin.c     serves the admin API over `state` and `registry`.
+ * - admin.c     serves the admin API over `state` and `registry`;
+ * - proxy.c, auth.c and portal.c serve apps, their sign-in and the edge host's "My apps".
  *
  * Lifetimes: `loop`, `logger`, `cfg`, `state` and `registry` are set before the listeners and
  * ptc_admin_start() run, and freed only after the loop has closed every connection and the
@@ -39,6 +40,9 @@ typedef struct ptc_edge_conn ptc_edge_conn_t;
 typedef struct ptc_listener ptc_listener_t;
 typedef struct ptc_httpd_req ptc_httpd_req_t;
 struct ptc_admin;
+struct ptc_session_keys;
+struct ptc_oidc;
+struct ptc_auth_key;
 
 /**
  * The hook through which app proxying serves requests for hosts other than edge_host. It is
@@ -92,6 +96,17 @@ struct ptc_edge {
     /** App proxying hook (see ptc_edge_app_route_cb). */
     ptc_edge_app_route_cb app_route;
     void *app_route_data;
+    /** The edge host's hook for paths other than health and registration (the portal,
+     * edge/portal.c), with the same contract; NULL: 404. */
+    ptc_edge_app_route_cb host_route;
+    void *host_route_data;
+
+    /** OIDC pre-authentication (edge/auth.c), owned by main: the session cookie key ring,
+     * the identity providers (NULL when edge.json configures none) and the Ed25519 key that
+     * signs X-Portico-Assertion. */
+    struct ptc_session_keys *session_keys;
+    struct ptc_oidc *oidc;
+    struct ptc_auth_key *assertion_key;
 
     /** Every open public connection, for draining and shutdown (listener.c links them). */
     ptc_edge_conn_t *conns;
@@ -113,6 +128,7 @@ struct ptc_edge {
     uv_signal_t sig_hup;
     uv_signal_t sig_usr1;
     uv_timer_t drain_timer;
+    uv_timer_t session_timer; /* rotates session_keys every session.key_rotation */
 };
 
 /** Milliseconds since the epoch (wall clock), for records and logs. */

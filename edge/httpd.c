@@ -607,6 +607,10 @@ static void route_edge_host(ptc_httpd_req_t *req)
         ptc_register_handle(req);
         return;
     }
+    ptc_edge_t *edge = req->conn->base.edge;
+    if (edge->host_route != NULL && edge->host_route(edge->host_route_data, req) == 0) {
+        return;
+    }
     respond_not_found(req, "There is nothing at this address.");
 }
 

@@ -7,8 +7,9 @@
  * complete), and enforces a request-head timeout and an idle timeout.
  *
  * Requests for edge_host are served here: GET /healthz and POST /.portico/v1/register
- * (edge/register.h); anything else there is a 404. Requests for other hosts go to the edge's
- * app hook (ptc_edge_t.app_route), else 404.
+ * (edge/register.h); anything else there goes to the edge host's hook (ptc_edge_t.host_route,
+ * the portal), else 404. Requests for other hosts go to the edge's app hook
+ * (ptc_edge_t.app_route), else 404.
  *
  * A request is served by a handler (ptc_httpd_handler_t) with streamed bodies both ways: the
  * request body arrives in on_body calls (pausable for back-pressure), and the response is

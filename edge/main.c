@@ -2,8 +2,10 @@
 /*
  * portico-edge: the process. `portico-edge --config edge.json [--check]` loads and checks
  * the configuration, opens the logger, initialises libsodium, loads the state (refusing to
- * start on a corrupt file), starts the public listeners, the tunnel server and the admin
- * API, tells systemd it is ready, and runs the loop.
+ * start on a corrupt file), the session key ring and the assertion key (both made on first
+ * start), starts the identity providers' discovery, the public listeners, the tunnel server
+ * and the admin API, tells systemd it is ready, and runs the loop. The session key ring is
+ * rotated every session.key_rotation while the edge runs.
  *
  * Signals: SIGTERM and SIGINT drain (stop accepting, GOAWAY(NO_ERROR) on every tunnel, let
  * in-flight work finish within limits.drain_timeout, then close the rest) and exit 0; a
@@ -14,7 +16,9 @@
  * listener cannot be used (the reason on stderr and, once the logger exists, in the log),
  * 2 for a usage error.
  */
+#include <assert.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +30,16 @@
 #include "common/net.h"
 #include "common/tls.h"
 #include "edge/admin.h"
+#include "edge/auth.h"
 #include "edge/edge.h"
 #include "edge/edge_config.h"
 #include "edge/listener.h"
 #include "edge/notify.h"
+#include "edge/oidc.h"
 #include "edge/proxy.h"
 #include "edge/register.h"
 #include "edge/registry.h"
+#include "edge/session.h"
 #include "edge/state.h"
 #include "edge/store.h"
 #include "edge/tunnel_srv.h"
@@ -68,6 +75,12 @@ static void finish(ptc_edge_t *edge)
     ptc_listener_stop(edge);
     ptc_tunnel_srv_stop(edge);
     ptc_admin_stop(edge);
+    if (edge->oidc != NULL) {
+        /* Every request is gone by now, so no exchange is pending. */
+        ptc_oidc_close(edge->oidc, NULL, NULL);
+        edge->oidc = NULL;
+    }
+    uv_close((uv_handle_t *)&edge->session_timer, on_handle_closed);
     uv_close((uv_handle_t *)&edge->drain_timer, on_handle_closed);
     uv_close((uv_handle_t *)&edge->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&edge->sig_int, on_handle_closed);
@@ -156,6 +169,69 @@ static int start_signal(ptc_edge_t *edge, uv_signal_t *h, int signum)
 
 /* ---- start ---- */
 
+/* The longest timer period used for key rotation (about 24 days): a longer
+ * session.key_rotation is cut to it while the edge runs (ptc_session_keys_load applies the
+ * full period at each start). */
+#define ROTATION_TICK_MAX_MS ((uint64_t)INT32_MAX)
+
+static void on_session_timer(uv_timer_t *t)
+{
+    ptc_edge_t *edge = t->data;
+    int rc = ptc_session_keys_rotate(edge->session_keys, (int64_t)(ptc_edge_now_ms() / 1000u));
+    if (rc != 0) {
+        PTC_LOG(&edge->log, PTC_LOG_ERROR, "session_keys_rotate_failed", PTC_LOG_ERR(rc));
+        return;
+    }
+    PTC_LOG(&edge->log, PTC_LOG_INFO, "session_keys_rotated", PTC_LOG_END);
+}
+
+/*
+ * The OIDC pieces: the session key ring (rotated at load when due), the assertion key, the
+ * providers' names for app defaults, and the providers themselves (discovery starts now).
+ */
+static int start_auth(ptc_edge_t *edge, char *err, size_t errlen)
+{
+    int64_t now = (int64_t)(ptc_edge_now_ms() / 1000u);
+    int rc = ptc_session_keys_load(edge->cfg.state_dir, now, edge->cfg.session.key_rotation_s,
+                                   &edge->session_keys, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = ptc_auth_key_load(edge->cfg.state_dir, &edge->assertion_key, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = ptc_oidc_start(edge->loop, edge->logger, &edge->cfg, &edge->oidc);
+    if (rc != 0) {
+        snprintf(err, errlen, "identity providers: %s", ptc_strerror(rc));
+        edge->oidc = NULL;
+        return rc;
+    }
+    if (edge->cfg.session.key_rotation_s > 0) {
+        uint64_t ms = (uint64_t)edge->cfg.session.key_rotation_s * 1000u;
+        if (ms > ROTATION_TICK_MAX_MS) {
+            ms = ROTATION_TICK_MAX_MS;
+        }
+        rc = uv_timer_start(&edge->session_timer, on_session_timer, ms, ms);
+        assert(rc == 0);
+    }
+    return 0;
+}
+
+/* The configured providers' names, in order (borrowed from cfg), for app defaults. */
+static void set_idp_names(ptc_edge_t *edge)
+{
+    if (edge->cfg.idps_cnt == 0) {
+        return;
+    }
+    const char **names = ptc_xcalloc(edge->cfg.idps_cnt, sizeof(*names));
+    for (size_t i = 0; i < edge->cfg.idps_cnt; i++) {
+        names[i] = edge->cfg.idps[i].name;
+    }
+    edge->app_ctx.idps = names;
+    edge->app_ctx.idp_cnt = edge->cfg.idps_cnt;
+}
+
 /* The tunnel endpoints: advertise as configured, else edge_host:<first listener's port>. */
 static void set_advertise(ptc_edge_t *edge)
 {
@@ -225,6 +301,7 @@ static int run(ptc_edge_t *edge)
     }
     edge->app_ctx.default_domain = edge->cfg.default_domain;
     edge->app_ctx.lenient_idp = true;
+    set_idp_names(edge);
     rc = ptc_state_open(edge->store, &edge->app_ctx, ptc_edge_now_ms(), &edge->state, err,
                         sizeof(err));
     if (rc != 0) {
@@ -240,6 +317,10 @@ static int run(ptc_edge_t *edge)
 
     rc = uv_timer_init(edge->loop, &edge->drain_timer);
     edge->drain_timer.data = edge;
+    if (rc == 0) {
+        rc = uv_timer_init(edge->loop, &edge->session_timer);
+        edge->session_timer.data = edge;
+    }
     if (rc == 0) {
         rc = start_signal(edge, &edge->sig_term, SIGTERM);
     }
@@ -259,6 +340,12 @@ static int run(ptc_edge_t *edge)
     }
 
     int status = 0;
+    rc = start_auth(edge, err, sizeof(err));
+    if (rc != 0) {
+        startup_failed(edge, "auth_start_failed", err, rc);
+        status = 1;
+        goto stop;
+    }
     rc = ptc_listener_start(edge, err, sizeof(err));
     if (rc != 0) {
         startup_failed(edge, "listen_failed", err, rc);
@@ -268,6 +355,8 @@ static int run(ptc_edge_t *edge)
     set_advertise(edge);
     ptc_tunnel_srv_start(edge);
     ptc_proxy_install(edge);
+    edge->host_route = ptc_portal_route;
+    edge->host_route_data = edge;
     rc = ptc_admin_start(edge, err, sizeof(err));
     if (rc != 0) {
         startup_failed(edge, "admin_start_failed", err, rc);
@@ -391,6 +480,9 @@ int main(int argc, char **argv)
     ptc_register_free(&edge);
     ptc_registry_free(edge.registry);
     ptc_state_free(edge.state);
+    ptc_session_keys_free(edge.session_keys);
+    ptc_auth_key_free(edge.assertion_key);
+    free((void *)edge.app_ctx.idps);
     ptc_store_free(edge.store);
     ptc_logger_free(edge.logger);
     ptc_edge_config_free(&edge.cfg);

@@ -59,6 +59,16 @@ static const page_info_t pages[PTC_PAGE_CAUSE_COUNT] = {
                                 "response."},
     [PTC_PAGE_BACKEND_TIMEOUT] = {504, "backend_timeout",
                                   "The application did not answer in time."},
+    [PTC_PAGE_SIGN_IN_FAILED] = {401, "sign_in_failed",
+                                 "Sign-in did not succeed. Please go back to the application "
+                                 "and try again."},
+    [PTC_PAGE_NOT_ASSIGNED] = {403, "not_assigned",
+                               "You are signed in, but you have not been given access to this "
+                               "application. Ask its administrator for access, or sign out and "
+                               "sign in as another user."},
+    [PTC_PAGE_SIGNED_OUT] = {200, "signed_out", "You are signed out."},
+    [PTC_PAGE_UNAUTHENTICATED] = {401, "unauthenticated",
+                                  "This application requires you to sign in."},
 };
 
 static const page_info_t *info(ptc_page_cause_t cause)
@@ -176,7 +186,7 @@ bool ptc_page_wants_json(const ptc_http_header_t *hdrs, size_t cnt)
 
 /* ---- rendering ---- */
 
-static void html_escape(ptc_buf_t *out, const char *s, size_t len)
+void ptc_page_html_escape(ptc_buf_t *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         switch (s[i]) {
@@ -212,11 +222,12 @@ static void put(ptc_buf_t *out, const char *s)
 }
 
 static void render_html(ptc_buf_t *out, int status, const char *cause_name, const char *message,
-                        bool maintenance, const char *id, size_t id_len)
+                        const char *fixed_title, const ptc_page_extra_t *extra, const char *id,
+                        size_t id_len)
 {
     char title[96];
-    if (maintenance) {
-        snprintf(title, sizeof(title), "Down for maintenance");
+    if (fixed_title != NULL) {
+        snprintf(title, sizeof(title), "%s", fixed_title);
     } else {
         snprintf(title, sizeof(title), "%d %s", status, ptc_http_reason_phrase(status));
     }
@@ -230,7 +241,21 @@ static void render_html(ptc_buf_t *out, int status, const char *cause_name, cons
     put(out, title);
     put(out, "</h1>\n<p>");
     put(out, message);
-    put(out, "</p>\n<p class=\"meta\">Status ");
+    put(out, "</p>\n");
+    if (extra != NULL && extra->user != NULL) {
+        put(out, "<p>Signed in as <strong>");
+        ptc_page_html_escape(out, extra->user, strlen(extra->user));
+        put(out, "</strong>.</p>\n");
+    }
+    if (extra != NULL && extra->link_href != NULL) {
+        put(out, "<p><a href=\"");
+        ptc_page_html_escape(out, extra->link_href, strlen(extra->link_href));
+        put(out, "\">");
+        const char *text = extra->link_text != NULL ? extra->link_text : extra->link_href;
+        ptc_page_html_escape(out, text, strlen(text));
+        put(out, "</a></p>\n");
+    }
+    put(out, "<p class=\"meta\">Status ");
     char num[16];
     snprintf(num, sizeof(num), "%d", status);
     put(out, num);
@@ -239,14 +264,14 @@ static void render_html(ptc_buf_t *out, int status, const char *cause_name, cons
     put(out, "</code>");
     if (id_len > 0) {
         put(out, " &middot; request id <code>");
-        html_escape(out, id, id_len);
+        ptc_page_html_escape(out, id, id_len);
         put(out, "</code>");
     }
     put(out, "</p>\n</body></html>\n");
 }
 
 static void render_json(ptc_buf_t *out, int status, const char *cause_name, const char *message,
-                        const char *id, size_t id_len)
+                        const ptc_page_extra_t *extra, const char *id, size_t id_len)
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "error", json_string(cause_name));
@@ -255,6 +280,18 @@ static void render_json(ptc_buf_t *out, int status, const char *cause_name, cons
     /* An id that is not valid UTF-8 cannot be a JSON string: left out (null). */
     json_t *jid = id_len > 0 ? json_stringn(id, id_len) : NULL;
     json_object_set_new(doc, "request_id", jid != NULL ? jid : json_null());
+    if (extra != NULL && extra->user != NULL) {
+        json_t *u = json_string(extra->user);
+        if (u != NULL) {
+            json_object_set_new(doc, "user", u);
+        }
+    }
+    if (extra != NULL && extra->link_href != NULL) {
+        json_t *l = json_string(extra->link_href);
+        if (l != NULL) {
+            json_object_set_new(doc, "link", l);
+        }
+    }
     char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     if (text == NULL) {
@@ -269,14 +306,28 @@ static void render_json(ptc_buf_t *out, int status, const char *cause_name, cons
 const char *ptc_page_render(ptc_page_cause_t cause, const char *request_id, bool json,
                             ptc_buf_t *out)
 {
+    return ptc_page_render_extra(cause, request_id, json, NULL, out);
+}
+
+const char *ptc_page_render_extra(ptc_page_cause_t cause, const char *request_id, bool json,
+                                  const ptc_page_extra_t *extra, ptc_buf_t *out)
+{
     int status = ptc_page_status(cause);
     const char *name = ptc_page_cause_name(cause);
     const char *message = ptc_page_message(cause);
     size_t id_len = request_id != NULL ? strnlen(request_id, ID_MAX) : 0;
     if (json) {
-        render_json(out, status, name, message, request_id, id_len);
+        render_json(out, status, name, message, extra, request_id, id_len);
         return "application/json";
     }
-    render_html(out, status, name, message, cause == PTC_PAGE_MAINTENANCE, request_id, id_len);
+    const char *title = NULL;
+    if (cause == PTC_PAGE_MAINTENANCE) {
+        title = "Down for maintenance";
+    } else if (cause == PTC_PAGE_SIGNED_OUT) {
+        title = "Signed out";
+    } else if (cause == PTC_PAGE_NOT_ASSIGNED) {
+        title = "No access to this application";
+    }
+    render_html(out, status, name, message, title, extra, request_id, id_len);
     return "text/html; charset=utf-8";
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The pages the edge answers itself on the app request path: error pages by cause class
- * (404 nothing published here, 4xx input errors, 502 no live connector or a backend failure,
- * 503 maintenance, 504 backend timeout) as HTML for browsers or JSON for clients that ask for
+ * (404 nothing published here, 4xx input errors, 401/403 sign-in refusals, 502 no live
+ * connector or a backend failure, 503 maintenance or sign-in unavailable, 504 backend
+ * timeout) and the "signed out" page, as HTML for browsers or JSON for clients that ask for
  * it, and the robots.txt body. Every error page names its status, its cause class (a stable
  * snake_case name such as "backend_refused", the same one the access log and docs/apps.md
  * use) and the request id, so that a user's screenshot leads to the log line; it never
@@ -39,6 +40,10 @@ typedef enum ptc_page_cause {
     PTC_PAGE_BACKEND_TLS,        /* 502: backend TLS or certificate failure (BACKEND_TLS) */
     PTC_PAGE_BACKEND_RESET,      /* 502: the backend closed or answered garbage (BACKEND_RESET) */
     PTC_PAGE_BACKEND_TIMEOUT,    /* 504: no response head in time (BACKEND_TIMEOUT) */
+    PTC_PAGE_SIGN_IN_FAILED,     /* 401: the identity provider's answer was refused */
+    PTC_PAGE_NOT_ASSIGNED,       /* 403: signed in, but not assigned to the app */
+    PTC_PAGE_SIGNED_OUT,         /* 200: the session was cleared (/.portico/logout) */
+    PTC_PAGE_UNAUTHENTICATED,    /* 401: no session, for a request that cannot be redirected */
     PTC_PAGE_CAUSE_COUNT
 } ptc_page_cause_t;
 
@@ -78,5 +83,25 @@ bool ptc_page_wants_json(const ptc_http_header_t *hdrs, size_t cnt);
  */
 const char *ptc_page_render(ptc_page_cause_t cause, const char *request_id, bool json,
                             ptc_buf_t *out);
+
+/** What a page may say beyond its cause: the signed-in user and one link (all may be NULL). */
+typedef struct ptc_page_extra {
+    const char *user;      /* the user's name and/or email, as the identity provider said */
+    const char *link_href; /* a path on the same host ("/.portico/logout") */
+    const char *link_text; /* the link's text ("Sign out") */
+} ptc_page_extra_t;
+
+/**
+ * As ptc_page_render(), with `extra` (borrowed, may be NULL): the HTML names the user
+ * ("Signed in as ...") and shows the link; the JSON object gains "user" and "link" members.
+ * Every string is escaped for its format; a user string that is not valid UTF-8 is left out
+ * of the JSON form.
+ */
+const char *ptc_page_render_extra(ptc_page_cause_t cause, const char *request_id, bool json,
+                                  const ptc_page_extra_t *extra, ptc_buf_t *out);
+
+/** Appends `len` bytes of `s` to `out` with HTML's special characters escaped and control
+ * characters replaced by '?' (for pages built elsewhere, such as the portal). */
+void ptc_page_html_escape(ptc_buf_t *out, const char *s, size_t len);
 
 #endif

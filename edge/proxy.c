@@ -2,9 +2,10 @@
 /*
  * The app request path, deciding half (see proxy.h): the request id, the target's form and
  * normalisation, routing, the settings the edge answers itself (robots.txt, maintenance,
- * home_page, Expect, max_body_size), the mapping to the backend target (never outside the
- * published internal path), the edge's own pages, and the REQUEST head built from the
- * client's head. proxy_stream.c runs the exchange once the request goes to a backend.
+ * home_page, Expect, max_body_size), the OIDC gate (edge/auth.c) for apps with pre_auth
+ * "oidc", the mapping to the backend target (never outside the published internal path), the
+ * edge's own pages, and the REQUEST head built from the client's head with the identity
+ * headers the gate produced. proxy_stream.c runs the exchange once the request goes to a backend.
  */
 #include "edge/proxy.h"
 
@@ -16,6 +17,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/url.h"
+#include "edge/auth.h"
 #include "edge/pages.h"
 #include "edge/proxy_int.h"
 #include "edge/state.h"
@@ -219,8 +221,15 @@ static void early_page(ptc_httpd_req_t *req, const ptc_app_t *app, const char *i
 /* ---- the REQUEST head ---- */
 
 /* Headers the edge sets or owns itself: the client's values never go to the backend. */
-static bool is_edge_owned(ptc_slice_t name)
+static bool is_edge_owned(ptc_slice_t name, const ptc_auth_header_t *ident, size_t ident_cnt)
 {
+    /* The app's sso_headers carry the edge's word on who the user is: a client's field of the
+     * same name would be a forged identity. */
+    for (size_t i = 0; i < ident_cnt; i++) {
+        if (ptc_slice_case_eq(name, ident[i].name)) {
+            return true;
+        }
+    }
     static const char *const names[] = {
         "host",   "x-forwarded-proto", "x-forwarded-host", "x-request-id", "forwarded",
         "expect", "content-length",
@@ -273,17 +282,20 @@ static ptc_proto_field_t field_str(const char *name, const char *value, size_t l
  * The REQUEST head (docs/protocol.md §5.2, §5.5): the backend target from the app's
  * internal_url, and the client's end-to-end headers in order, without hop-by-hop fields (but
  * with Upgrade for an upgrade), the edge's own headers, X-Portico-*, the edge's cookies,
- * Expect, and Accept-Encoding for translate_body apps; then the edge adds Host (the internal
- * authority for translate_headers apps, else the client's), the X-Forwarded-* trio,
- * X-Request-Id and, for a body of known length, content-length (the connector then sends
- * Content-Length to the backend; the body itself is DATA ending with END_STREAM).
+ * Expect, fields named like one of the identity headers, and Accept-Encoding for
+ * translate_body apps; then the edge adds Host (the internal authority for translate_headers
+ * apps, else the client's), the X-Forwarded-* trio, X-Request-Id, the identity headers of a
+ * signed-in user (the app's sso_headers and X-Portico-Assertion) and, for a body of known
+ * length, content-length (the connector then sends Content-Length to the backend; the body
+ * itself is DATA ending with END_STREAM).
  */
 void ptc_proxy_up_init(ptc_proxy_up_t *u, ptc_httpd_req_t *req, const ptc_app_t *app,
-                       const char *id, const char *target, bool upgrade)
+                       const char *id, const char *target, bool upgrade,
+                       const ptc_auth_header_t *ident, size_t ident_cnt)
 {
     const ptc_http_head_t *h = ptc_httpd_req_head(req);
     memset(u, 0, sizeof(*u));
-    ptc_proto_field_t *f = ptc_xmalloc((h->header_cnt + 8) * sizeof(*f));
+    ptc_proto_field_t *f = ptc_xmalloc((h->header_cnt + 8 + ident_cnt) * sizeof(*f));
     ptc_buf_init(&u->xff);
     ptc_buf_init(&u->cookie);
     size_t n = 1; /* f[0] is Host */
@@ -295,7 +307,8 @@ void ptc_proxy_up_init(ptc_proxy_up_t *u, ptc_httpd_req_t *req, const ptc_app_t 
             f[n++] = field(name, value);
             continue;
         }
-        if (ptc_http_is_hop_by_hop(h->headers, h->header_cnt, name) || is_edge_owned(name)) {
+        if (ptc_http_is_hop_by_hop(h->headers, h->header_cnt, name) ||
+            is_edge_owned(name, ident, ident_cnt)) {
             continue;
         }
         if (ptc_slice_case_eq(name, "x-forwarded-for")) {
@@ -329,6 +342,9 @@ void ptc_proxy_up_init(ptc_proxy_up_t *u, ptc_httpd_req_t *req, const ptc_app_t 
     ptc_slice_t client_host = h->host.len > 0 ? h->host : ptc_slice_str(ptc_httpd_req_host(req));
     f[n++] = field(ptc_slice_str("X-Forwarded-Host"), client_host);
     f[n++] = field_str("X-Request-Id", id, strlen(id));
+    for (size_t i = 0; i < ident_cnt; i++) {
+        f[n++] = field_str(ident[i].name, ident[i].value, strlen(ident[i].value));
+    }
     if (u->cookie.len > 0) {
         f[n++] = field_str("Cookie", (const char *)ptc_buf_data(&u->cookie), u->cookie.len);
     }
@@ -368,6 +384,24 @@ void ptc_proxy_up_dispose(ptc_proxy_up_t *u)
 }
 
 /* ---- routing ---- */
+
+/* True if some app is published on `host` (any path). */
+static bool host_has_app(const ptc_state_t *st, const char *host)
+{
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host++;
+        hl -= 2;
+    }
+    size_t cnt = ptc_state_app_count(st);
+    for (size_t i = 0; i < cnt; i++) {
+        const ptc_app_t *a = ptc_state_app_at(st, i);
+        if (strlen(a->ext_host) == hl && memcmp(a->ext_host, host, hl) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 /* True if some app published on `host` answers robots.txt (for hosts whose "/" is no app's). */
 static bool host_wants_robots(const ptc_state_t *st, const char *host)
@@ -425,7 +459,8 @@ static bool home_is_root(const ptc_app_t *app)
  * (the normalised target, the caller frees it) and *path_len; NULL when it was answered.
  */
 static const ptc_app_t *decide(ptc_edge_t *edge, ptc_httpd_req_t *req, const char *id,
-                               char **norm_out, size_t *path_len)
+                               char **norm_out, size_t *path_len, ptc_session_t *ident,
+                               bool *signed_in)
 {
     const ptc_http_head_t *h = ptc_httpd_req_head(req);
     const char *host = ptc_httpd_req_host(req);
@@ -454,6 +489,23 @@ static const ptc_app_t *decide(ptc_edge_t *edge, ptc_httpd_req_t *req, const cha
         free(norm);
         return NULL;
     }
+    if (plen >= strlen(PTC_AUTH_PREFIX) &&
+        memcmp(norm, PTC_AUTH_PREFIX, strlen(PTC_AUTH_PREFIX)) == 0) {
+        /* Paths under /.portico/ are the edge's on every app host (docs/apps.md "Sign-in"),
+         * even when no app covers them: the sign-in paths on a host with an oidc app, the key
+         * set on every host with an app; the rest never reaches a backend. */
+        const ptc_app_t *sign_in_app = ptc_auth_host_app(edge, host, strlen(host), app);
+        if (sign_in_app != NULL) {
+            (void)ptc_auth_gate(edge, req, sign_in_app, id, ident);
+        } else if (strcmp(norm, PTC_AUTH_JWKS_PATH) == 0 &&
+                   (app != NULL || host_has_app(edge->state, host))) {
+            ptc_auth_respond_jwks(edge, req, id);
+        } else {
+            early_page(req, app, id, PTC_PAGE_NOT_FOUND);
+        }
+        free(norm);
+        return NULL;
+    }
     if (app == NULL) {
         early_page(req, NULL, id, PTC_PAGE_NOT_FOUND);
         free(norm);
@@ -465,12 +517,13 @@ static const ptc_app_t *decide(ptc_edge_t *edge, ptc_httpd_req_t *req, const cha
         return NULL;
     }
     if (app->pre_auth != PTC_APP_PRE_AUTH_PASSTHROUGH) {
-        /* An oidc app's requests need pre-authentication (DESIGN §1 step 4) before they may
-         * reach the backend; this request path forwards passthrough apps only and refuses
-         * the others rather than pass them on unauthenticated. */
-        early_page(req, app, id, PTC_PAGE_AUTH_UNAVAILABLE);
-        free(norm);
-        return NULL;
+        /* An oidc app's requests need a signed-in, assigned user (DESIGN §1 step 4, §5);
+         * the gate answers every other request itself. */
+        if (ptc_auth_gate(edge, req, app, id, ident) != 1) {
+            free(norm);
+            return NULL;
+        }
+        *signed_in = true;
     }
     bool is_root = plen == strlen(app->ext_path) && norm[plen] == '\0' &&
                    memcmp(norm, app->ext_path, plen) == 0;
@@ -511,20 +564,32 @@ int ptc_proxy_route(void *data, ptc_httpd_req_t *req)
 
     char *norm = NULL;
     size_t plen = 0;
-    const ptc_app_t *app = decide(edge, req, id, &norm, &plen);
+    ptc_session_t ident;
+    memset(&ident, 0, sizeof(ident));
+    bool signed_in = false;
+    const ptc_app_t *app = decide(edge, req, id, &norm, &plen, &ident, &signed_in);
     if (app == NULL) {
+        ptc_session_dispose(&ident);
         return 0;
     }
     char *target = NULL;
     if (ptc_proxy_backend_target(app, norm, plen, &target) != 0) {
         /* The path leaves what the app publishes: it never reaches the backend. */
         free(norm);
+        ptc_session_dispose(&ident);
         early_page(req, app, id, PTC_PAGE_NOT_FOUND);
         return 0;
     }
     free(norm);
 
-    ptc_proxy_stream_start(edge, req, app, id, target);
+    ptc_proxy_identity_t who = {NULL, 0, 0};
+    if (signed_in) {
+        who.cnt = ptc_auth_identity_headers(app, &ident, edge->assertion_key, edge->cfg.edge_host,
+                                            (int64_t)(ptc_edge_now_ms() / 1000u), &who.headers);
+        who.session_exp = ident.exp;
+    }
+    ptc_session_dispose(&ident);
+    ptc_proxy_stream_start(edge, req, app, id, target, &who);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "common/http.h"
 #include "common/url.h"
 #include "edge/app.h"
+#include "edge/auth.h"
 #include "edge/edge.h"
 #include "edge/httpd.h"
 #include "edge/pages.h"
@@ -53,20 +54,32 @@ typedef struct ptc_proxy_up {
 /**
  * Builds the REQUEST head for `req` (borrowed; the head's slices point into it, so it must
  * outlive `u`'s use) to `app`'s backend at `target`, with request id `id`; `upgrade` sets the
- * UPGRADE flag and keeps the client's Upgrade field. See proxy.c for the header rules.
+ * UPGRADE flag and keeps the client's Upgrade field. `ident` (ident_cnt headers, borrowed
+ * likewise; may be NULL) are the signed-in user's identity headers: they are added, and
+ * client fields of the same names dropped. See proxy.c for the header rules.
  */
 void ptc_proxy_up_init(ptc_proxy_up_t *u, ptc_httpd_req_t *req, const ptc_app_t *app,
-                       const char *id, const char *target, bool upgrade);
+                       const char *id, const char *target, bool upgrade,
+                       const ptc_auth_header_t *ident, size_t ident_cnt);
 
 /** Frees what ptc_proxy_up_init() allocated. */
 void ptc_proxy_up_dispose(ptc_proxy_up_t *u);
 
+/** Who a request goes to the backend as (an oidc app's signed-in user). */
+typedef struct ptc_proxy_identity {
+    ptc_auth_header_t *headers; /* the identity headers (ptc_auth_identity_headers) */
+    size_t cnt;
+    int64_t session_exp; /* the session's expiry (seconds since the epoch); 0: no session */
+} ptc_proxy_identity_t;
+
 /**
  * Runs the exchange of a routed request over a stream of the app's group: takes `req` (it
- * installs its handler), a reference on `app`, and `target` (a heap string it frees). Always
- * ends in a response, an error page, or an aborted client connection.
+ * installs its handler), a reference on `app`, `target` (a heap string it frees) and the
+ * headers of `who` (may be NULL; its headers are taken over and *who zeroed). An upgraded
+ * exchange (WebSocket) of a session is closed when the session expires. Always ends in a
+ * response, an error page, or an aborted client connection.
  */
 void ptc_proxy_stream_start(ptc_edge_t *edge, ptc_httpd_req_t *req, const ptc_app_t *app,
-                            const char *id, char *target);
+                            const char *id, char *target, ptc_proxy_identity_t *who);
 
 #endif

@@ -23,7 +23,12 @@
  *   methods), else an error page by cause class (docs/protocol.md §8 note 1);
  * - the connector resets after the RESPONSE: the client connection is aborted;
  * - a 101 pipe ends when the connector ends its half (the client connection is closed after
- *   the last bytes) or resets (aborted); the client's end is sent as END_STREAM.
+ *   the last bytes) or resets (aborted); the client's end is sent as END_STREAM;
+ * - a 101 pipe of a signed-in user ends when the session expires (issue 6): the stream is
+ *   reset with CANCEL and the client connection aborted, as for a reset after the RESPONSE.
+ *   The expiry timer is the preq's only libuv handle; it lives in its own allocation, closed
+ *   (and freed in its close callback) when the preq is freed, so the preq's own lifetime rules
+ *   stay as they are.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -96,6 +101,11 @@ typedef struct preq {
     /* Timing (uv_hrtime, ns): the request's start and the REQUEST's departure. */
     uint64_t t_start;
     uint64_t t_sent;
+
+    /* The signed-in user (oidc apps): identity headers for every attempt, and the session's
+     * expiry, which ends a pipe (exp_timer, armed in PS_PIPE). */
+    ptc_proxy_identity_t who;
+    uv_timer_t *exp_timer;
 } preq_t;
 
 static const ptc_httpd_handler_t httpd_handler;
@@ -148,9 +158,20 @@ static void set_state(preq_t *p, pstate_t next)
     p->state = next;
 }
 
+static void on_exp_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void preq_free(preq_t *p)
 {
     assert(p->req == NULL && p->tunnel == NULL && p->depth == 0);
+    if (p->exp_timer != NULL) {
+        p->exp_timer->data = NULL;
+        uv_close((uv_handle_t *)p->exp_timer, on_exp_timer_closed);
+        p->exp_timer = NULL;
+    }
+    ptc_auth_headers_free(p->who.headers, p->who.cnt);
     ptc_translate_body_free(p->tb);
     ptc_translate_unref(p->tr);
     ptc_buf_dispose(&p->up_pending);
@@ -230,7 +251,8 @@ static void fail_request(preq_t *p, ptc_page_cause_t cause)
 static int open_on(preq_t *p, ptc_tunnel_t *t)
 {
     ptc_proxy_up_t up;
-    ptc_proxy_up_init(&up, p->req, p->app, p->id, p->target, p->is_upgrade);
+    ptc_proxy_up_init(&up, p->req, p->app, p->id, p->target, p->is_upgrade, p->who.headers,
+                      p->who.cnt);
     /* §5.5 rule 4: an UPGRADE request keeps its half open for the bytes after a 101. */
     bool end = (p->no_body || p->body_done) && !p->is_upgrade;
     /* Set before the call: a tunnel that fails while writing resets the stream at once. */
@@ -677,6 +699,42 @@ static uint64_t body_timeout(const preq_t *p)
     return p->app->backend_timeout_ms > idle ? p->app->backend_timeout_ms : idle;
 }
 
+/* The session behind a pipe expired: the pipe is closed both ways. */
+static void on_session_expired(uv_timer_t *t)
+{
+    preq_t *p = t->data;
+    if (p == NULL) {
+        return;
+    }
+    enter(p);
+    if (p->state == PS_PIPE && p->req != NULL) {
+        PTC_LOG(ptc_httpd_req_log(p->req), PTC_LOG_INFO, "auth_session_expired",
+                PTC_LOG_STR("app", p->app->name), PTC_LOG_STR("tunnel", p->tunnel_id));
+        abort_client(p, PTC_WIRE_CANCEL);
+    }
+    leave(p);
+}
+
+/* Arms the pipe's expiry timer when the request came with a session. */
+static void arm_session_timer(preq_t *p)
+{
+    if (p->who.session_exp <= 0 || p->exp_timer != NULL) {
+        return;
+    }
+    int64_t left_ms = p->who.session_exp * 1000 - (int64_t)ptc_edge_now_ms();
+    if (left_ms < 0) {
+        left_ms = 0;
+    }
+    uv_timer_t *t = ptc_xcalloc(1, sizeof(*t));
+    int rc = uv_timer_init(p->edge->loop, t);
+    assert(rc == 0); /* uv_timer_init cannot fail on an initialised loop */
+    (void)rc;
+    t->data = p;
+    p->exp_timer = t;
+    rc = uv_timer_start(t, on_session_expired, (uint64_t)left_ms, 0);
+    assert(rc == 0);
+}
+
 /* A 101: the exchange becomes a byte pipe (§5.5 rule 4). */
 static void start_pipe(preq_t *p, const ptc_response_head_t *rh, bool end)
 {
@@ -701,6 +759,7 @@ static void start_pipe(preq_t *p, const ptc_response_head_t *rh, bool end)
     }
     set_state(p, PS_PIPE);
     ptc_httpd_req_set_timeout(p->req, body_timeout(p));
+    arm_session_timer(p);
     if (end) {
         p->down_ended = true;
         finish_response(p);
@@ -969,7 +1028,7 @@ static bool method_is_idempotent(ptc_slice_t m)
 }
 
 void ptc_proxy_stream_start(ptc_edge_t *edge, ptc_httpd_req_t *req, const ptc_app_t *app,
-                            const char *id, char *target)
+                            const char *id, char *target, ptc_proxy_identity_t *who)
 {
     const ptc_http_head_t *h = ptc_httpd_req_head(req);
     preq_t *p = ptc_xcalloc(1, sizeof(*p));
@@ -978,6 +1037,10 @@ void ptc_proxy_stream_start(ptc_edge_t *edge, ptc_httpd_req_t *req, const ptc_ap
     p->app = ptc_app_ref(app);
     p->state = PS_WAITING;
     p->target = target;
+    if (who != NULL) {
+        p->who = *who;
+        memset(who, 0, sizeof(*who));
+    }
     p->upstream_ms = -1;
     p->t_start = uv_hrtime();
     snprintf(p->id, sizeof(p->id), "%s", id);

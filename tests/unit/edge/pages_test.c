@@ -53,6 +53,10 @@ static void test_status_and_names(void)
         {PTC_PAGE_BACKEND_TLS, 502, "backend_tls"},
         {PTC_PAGE_BACKEND_RESET, 502, "backend_reset"},
         {PTC_PAGE_BACKEND_TIMEOUT, 504, "backend_timeout"},
+        {PTC_PAGE_SIGN_IN_FAILED, 401, "sign_in_failed"},
+        {PTC_PAGE_NOT_ASSIGNED, 403, "not_assigned"},
+        {PTC_PAGE_SIGNED_OUT, 200, "signed_out"},
+        {PTC_PAGE_UNAUTHENTICATED, 401, "unauthenticated"},
     };
     CHECK_EQ(sizeof(want) / sizeof(want[0]), PTC_PAGE_CAUSE_COUNT);
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -192,6 +196,55 @@ static void test_json_page(void)
     free(s);
 }
 
+/* The sign-in pages: the user's name and the sign-out link, escaped, in both forms. */
+static void test_extra_user_and_link(void)
+{
+    ptc_page_extra_t extra = {
+        .user = "Eve <eve@example.com>", .link_href = "/.portico/logout", .link_text = "Sign out"};
+    ptc_buf_t b;
+    ptc_buf_init(&b);
+    const char *ct = ptc_page_render_extra(PTC_PAGE_NOT_ASSIGNED, "id-1", false, &extra, &b);
+    CHECK_STREQ(ct, "text/html; charset=utf-8");
+    ptc_buf_append(&b, "", 1);
+    const char *s = (const char *)ptc_buf_data(&b);
+    CHECK_CONTAINS(s, "<title>No access to this application</title>");
+    CHECK_CONTAINS(s, "Signed in as <strong>Eve &lt;eve@example.com&gt;</strong>");
+    CHECK_CONTAINS(s, "<a href=\"/.portico/logout\">Sign out</a>");
+    CHECK_CONTAINS(s, "Status 403");
+    CHECK(strstr(s, "<eve@") == NULL);
+    ptc_buf_dispose(&b);
+
+    ptc_buf_init(&b);
+    ct = ptc_page_render_extra(PTC_PAGE_NOT_ASSIGNED, "id-1", true, &extra, &b);
+    CHECK_STREQ(ct, "application/json");
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)ptc_buf_data(&b), b.len, 0, &jerr);
+    CHECK_NOT_NULL(doc);
+    CHECK_STREQ(json_string_value(json_object_get(doc, "error")), "not_assigned");
+    CHECK_EQ(json_integer_value(json_object_get(doc, "status")), 403);
+    CHECK_STREQ(json_string_value(json_object_get(doc, "user")), "Eve <eve@example.com>");
+    CHECK_STREQ(json_string_value(json_object_get(doc, "link")), "/.portico/logout");
+    json_decref(doc);
+    ptc_buf_dispose(&b);
+
+    /* A user string that is not UTF-8 is left out of the JSON, not the whole page. */
+    extra.user = "\xff";
+    ptc_buf_init(&b);
+    (void)ptc_page_render_extra(PTC_PAGE_NOT_ASSIGNED, NULL, true, &extra, &b);
+    doc = json_loadb((const char *)ptc_buf_data(&b), b.len, 0, &jerr);
+    CHECK_NOT_NULL(doc);
+    CHECK_NULL(json_object_get(doc, "user"));
+    json_decref(doc);
+    ptc_buf_dispose(&b);
+
+    /* The signed-out page says so in its title; no extra means no user line. */
+    char *t = render(PTC_PAGE_SIGNED_OUT, "x", false, NULL);
+    CHECK_CONTAINS(t, "<title>Signed out</title>");
+    CHECK_CONTAINS(t, "You are signed out.");
+    CHECK(strstr(t, "Signed in as") == NULL);
+    free(t);
+}
+
 static void test_long_id_is_cut(void)
 {
     char id[300];
@@ -227,9 +280,11 @@ static void test_robots(void)
 }
 
 static const ptc_test_case_t cases[] = {
-    PTC_TEST(test_status_and_names), PTC_TEST(test_cause_from_reset),     PTC_TEST(test_wants_json),
-    PTC_TEST(test_html_page),        PTC_TEST(test_html_escapes_id),      PTC_TEST(test_json_page),
-    PTC_TEST(test_long_id_is_cut),   PTC_TEST(test_pages_are_fixed_text), PTC_TEST(test_robots),
+    PTC_TEST(test_status_and_names), PTC_TEST(test_cause_from_reset),
+    PTC_TEST(test_wants_json),       PTC_TEST(test_html_page),
+    PTC_TEST(test_html_escapes_id),  PTC_TEST(test_json_page),
+    PTC_TEST(test_long_id_is_cut),   PTC_TEST(test_pages_are_fixed_text),
+    PTC_TEST(test_robots),           PTC_TEST(test_extra_user_and_link),
 };
 
 int main(int argc, char **argv)
