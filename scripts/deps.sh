@@ -12,13 +12,15 @@ pkgs=(
 )
 case "$profile" in
   build) ;;
-  check) pkgs+=(clang libclang-rt-14-dev clang-format git openssl nodejs) ;;
-  demo) pkgs+=(openssl nodejs) ;;
+  check) pkgs+=(clang libclang-rt-14-dev clang-format git openssl nodejs npm chromium) ;;
+  demo) pkgs+=(openssl nodejs npm) ;;
   *) echo "deps.sh: unknown profile '$profile' (build, check, demo)" >&2; exit 2 ;;
 esac
 
 missing=()
 for p in "${pkgs[@]}"; do
+  # A Node.js from elsewhere (NodeSource) bundles npm and conflicts with Debian's package.
+  if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi
@@ -37,6 +39,13 @@ fi
 
 # Node.js packages (test identity provider, browser driver) come from the committed lock file.
 if [ "$profile" != build ] && [ -f package-lock.json ]; then
+  # oidc-provider 9 and playwright-core need Node.js 20.12 or later (Debian 12's own is 18).
+  if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                process.exit(a > 20 || (a === 20 && b >= 12) ? 0 : 1)'; then
+    echo "deps.sh: Node.js $(node --version) is too old: the test identity provider and the" \
+      "browser driver need 20.12 or later (e.g. from NodeSource or Debian 13)" >&2
+    exit 1
+  fi
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     command -v npm >/dev/null || { echo "deps.sh: npm is needed for the Node.js test tools" >&2; exit 1; }
     npm ci --no-audit --no-fund

@@ -677,7 +677,7 @@ test('http_only_cookie, secure_cookie, persistent_cookie: stored, and the edge s
   assert.equal((await client.request(appHost('ck'), '/')).headers['set-cookie'], undefined);
 });
 
-test('pre_auth oidc: this request path refuses the app (503 auth_unavailable); nothing reaches the backend', async () => {
+test('pre_auth oidc without a configured identity provider: 503 auth_unavailable for every request; nothing reaches the backend', async () => {
   const app = await addApp(edge, 'sso', { internal: `http://127.0.0.1:${bk.port}/`, preAuth: null });
   assert.equal(app.pre_auth, 'oidc', 'oidc is the default');
   const mark = since();
