@@ -5,11 +5,12 @@
 #   make format  reformat our C files with the committed .clang-format
 #   make fuzz    run every fuzz target for FUZZ_SECONDS (default 600) with clang + libFuzzer
 #   make bench   build the benchmarks (see tests/bench/README.md)
+#   make bench-compare  Portico vs nginx-tls and ssh -R on loopback (DURATION, REPS; tests/bench/README.md)
 #   make clean   remove the build directories
 
 FUZZ_SECONDS ?= 600
 
-.PHONY: all build check demo format format-check fuzz bench clean
+.PHONY: all build check demo format format-check fuzz bench bench-compare clean
 
 all: build
 
@@ -45,5 +46,8 @@ bench: build
 	ninja -C build tests/bench/proto_bench
 	./build/tests/bench/proto_bench
 
+bench-compare:
+	@tests/bench/compare.sh
+
 clean:
-	rm -rf build build-asan build-fuzz build-*.setup.log
+	rm -rf build build-asan build-fuzz build-release build-*.setup.log
