@@ -168,6 +168,17 @@ static void sanitize(char *dst, size_t cap, const char *s)
     dst[o] = '\0';
 }
 
+const char *ptc_config_json_reason(json_error_t *e)
+{
+    /* A duplicate key's own name is no secret, and says which key it is. */
+    char *near = strstr(e->text, " near ");
+    if (near != NULL && strcmp(near, " near end of file") != 0 &&
+        strncmp(e->text, "duplicate object key near ", 26) != 0) {
+        *near = '\0';
+    }
+    return e->text;
+}
+
 /* ---- key paths ---- */
 
 /* Appends ".key" (or "key" at the root) and returns the previous length for path_pop. */
@@ -715,7 +726,7 @@ int ptc_config_load_buffer(const char *name, const void *data, size_t len, const
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         char text[sizeof(jerr.text) * 4];
-        sanitize(text, sizeof(text), jerr.text);
+        sanitize(text, sizeof(text), ptc_config_json_reason(&jerr));
         set_err(err, errlen, "%s:%d:%d: invalid JSON: %s", name, jerr.line, jerr.column, text);
         return PTC_ECONFIG;
     }

@@ -162,6 +162,14 @@ PTC_MUST_CHECK int ptc_config_parse_size(const char *s, uint64_t *bytes);
 int ptc_config_fail(char *err, size_t errlen, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/**
+ * jansson's description of a parse error, in place and returned: the offending token it
+ * quotes (" near '...'") is cut, since it may be a secret (a password in a proxy URL, a
+ * private key in a state file); " near end of file" and a duplicate key's name stay.
+ * Report it with the error's line and column.
+ */
+const char *ptc_config_json_reason(json_error_t *e);
+
 /** Quotes a value from a file for such a message into buf: escaped, cut to 64 bytes. */
 const char *ptc_config_quote(const char *s, char *buf, size_t cap);
 

@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/config.h"
+
 /* ---- helpers ---- */
 
 uint64_t ptc_status_pid_start(int pid)
@@ -244,7 +246,8 @@ int ptc_status_print(const char *path, bool json, FILE *out, char *err, size_t e
             }
             return e;
         }
-        snprintf(err, errlen, "%s is not a connector status file (%s)", path, jerr.text);
+        snprintf(err, errlen, "%s is not a connector status file (%s)", path,
+                 ptc_config_json_reason(&jerr));
         return PTC_EFORMAT;
     }
     int rc = 0;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/keys.h"
 #include "common/log.h"
 
@@ -279,14 +280,9 @@ static int ring_read(const char *path, ptc_session_keys_t *keys, char *err, size
     json_error_t jerr;
     doc = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL) {
-        /* jansson quotes the offending token ("... near '\"AAEC...'"), which may be key
-         * material: only the description and the position are kept. */
-        char *near = strstr(jerr.text, " near ");
-        if (near != NULL) {
-            *near = '\0';
-        }
+        /* jansson quotes the offending token, which may be key material. */
         snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column,
-                 jerr.text);
+                 ptc_config_json_reason(&jerr));
         rc = PTC_ECONFIG;
         goto out;
     }

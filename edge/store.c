@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/keys.h"
 
 /* Documents are small; anything bigger is not ours. */
@@ -117,7 +118,7 @@ static int read_doc(const char *path, json_t **out, char *err, size_t errlen)
     close(fd);
     if (doc == NULL) {
         snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column,
-                 jerr.text);
+                 ptc_config_json_reason(&jerr));
         return PTC_EFORMAT;
     }
     if (!json_is_object(doc)) {

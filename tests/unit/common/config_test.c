@@ -493,7 +493,7 @@ static void test_refuse_the_documented_examples(void)
     expect_refusal("{\"listen\": [{\"port\": 443}]}",
                    "edge.json: default_domain: required key is missing");
     expect_refusal("{\n  \"default_domain\": \"d\",\n  \"listen\": [,]\n}",
-                   "edge.json:3:14: invalid JSON: unexpected token near ','");
+                   "edge.json:3:14: invalid JSON: unexpected token");
 }
 
 static void test_refuse_invalid_json(void)
@@ -501,16 +501,17 @@ static void test_refuse_invalid_json(void)
     expect_refusal("{\"a\": 1, \"a\": 2}",
                    "edge.json:1:12: invalid JSON: duplicate object key near '\"a\"'");
     expect_refusal("", "edge.json:1:0: invalid JSON: '[' or '{' expected near end of file");
-    expect_refusal("{" MIN_DOC "} x",
-                   "edge.json:1:67: invalid JSON: end of file expected near 'x'");
+    expect_refusal("{" MIN_DOC "} x", "edge.json:1:67: invalid JSON: end of file expected");
     expect_refusal("{\"motd\": \"\\u0000\"}",
-                   "edge.json:1:17: invalid JSON: \\u0000 is not allowed without JSON_ALLOW_NUL "
-                   "near '\"\\u0000\"'");
-    /* Bytes quoted by jansson are shown as \xNN. */
+                   "edge.json:1:17: invalid JSON: \\u0000 is not allowed without JSON_ALLOW_NUL");
     expect_refusal("{\"motd\": \"\xff\"}",
-                   "edge.json:1:10: invalid JSON: unable to decode byte 0xff near '\"'");
-    expect_refusal("{\"motd\": \"a\x01\"}",
-                   "edge.json:1:11: invalid JSON: control character 0x1 near '\"a'");
+                   "edge.json:1:10: invalid JSON: unable to decode byte 0xff");
+    expect_refusal("{\"motd\": \"a\x01\"}", "edge.json:1:11: invalid JSON: control character 0x1");
+    /* jansson quotes the token it stopped at, which may be a secret (a password in a proxy
+     * URL): the message keeps the position only. */
+    expect_refusal("{\"proxy\": \"http://u:hunter2\\q@h:3128\"}",
+                   "edge.json:1:29: invalid JSON: invalid escape");
+    expect_refusal("{\"motd\": hunter2}", "edge.json:1:15: invalid JSON: invalid token");
     expect_refusal("[1, 2]", "edge.json: expected an object, got an array");
 }
 

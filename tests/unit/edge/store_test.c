@@ -113,6 +113,14 @@ static void test_corrupt_file_fails_load_naming_it_and_is_kept(void)
     write_file(path, "{\"v\": 1, \"v\": 2}");
     CHECK_EQ(ptc_store_load(s, "apps", collect, &seen, err, sizeof(err)), PTC_EFORMAT);
     CHECK_CONTAINS(err, "duplicate");
+
+    /* A certificate document holds a private key: a syntax error inside it (here a stray
+     * backslash) is reported by position, without the text jansson would quote. */
+    write_file(path, "{\"key_pem\": \"MIIEvQIBADAN\\q\"}");
+    CHECK_EQ(ptc_store_load(s, "apps", collect, &seen, err, sizeof(err)), PTC_EFORMAT);
+    CHECK_CONTAINS(err, "invalid JSON");
+    CHECK_CONTAINS(err, ":1:");
+    CHECK(strstr(err, "MIIEvQIBADAN") == NULL);
     ptc_store_free(s);
 }
 
