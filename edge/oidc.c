@@ -1076,7 +1076,7 @@ static void on_token(fetch_t *f, int err, const char *reason)
         const json_t *e = json_object_get(doc, "error");
         if (status >= 400 && status < 500 && json_is_string(e)) {
             char code[64];
-            char desc[160] = "";
+            char desc[128] = "";
             clean_text(code, sizeof(code), json_string_value(e));
             const json_t *d = json_object_get(doc, "error_description");
             if (json_is_string(d)) {
