@@ -471,6 +471,141 @@ const ptc_app_t *ptc_auth_host_app(const ptc_edge_t *edge, const char *host, siz
     return NULL;
 }
 
+/* ---- login cookies ---- */
+
+/* Login cookies looked at when a sign-in starts; more are left to expire by themselves. */
+#define LOGIN_SCAN_MAX 16
+
+static bool is_b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+bool ptc_auth_login_cookie_name(const char *state, size_t len, char out[PTC_AUTH_LOGIN_NAME_CAP])
+{
+    out[0] = '\0';
+    if (len < PTC_AUTH_LOGIN_ID_LEN) {
+        return false;
+    }
+    for (size_t i = 0; i < PTC_AUTH_LOGIN_ID_LEN; i++) {
+        if (!is_b64url_char(state[i])) {
+            return false;
+        }
+    }
+    int n = snprintf(out, PTC_AUTH_LOGIN_NAME_CAP, "%s_%.*s", PTC_LOGIN_COOKIE,
+                     PTC_AUTH_LOGIN_ID_LEN, state);
+    assert(n > 0 && n < PTC_AUTH_LOGIN_NAME_CAP);
+    (void)n;
+    return true;
+}
+
+/*
+ * The next "name=value" pair of a Cookie field value (`rest` advances past it); false at the
+ * end. A value in double quotes is returned without them, as ptc_cookie_find does.
+ */
+static bool next_cookie(ptc_slice_t *rest, ptc_slice_t *name, ptc_slice_t *value)
+{
+    while (rest->len > 0) {
+        const uint8_t *semi = memchr(rest->ptr, ';', rest->len);
+        size_t plen = semi != NULL ? (size_t)(semi - rest->ptr) : rest->len;
+        ptc_slice_t pair = ptc_http_trim_ows((ptc_slice_t){rest->ptr, plen});
+        *rest =
+            semi != NULL ? (ptc_slice_t){semi + 1, rest->len - plen - 1} : (ptc_slice_t){NULL, 0};
+        const uint8_t *eq = pair.len > 0 ? memchr(pair.ptr, '=', pair.len) : NULL;
+        if (eq == NULL) {
+            continue;
+        }
+        *name = ptc_http_trim_ows((ptc_slice_t){pair.ptr, (size_t)(eq - pair.ptr)});
+        *value = ptc_http_trim_ows((ptc_slice_t){eq + 1, pair.len - (size_t)(eq - pair.ptr) - 1});
+        if (value->len >= 2 && value->ptr[0] == '"' && value->ptr[value->len - 1] == '"') {
+            *value = (ptc_slice_t){value->ptr + 1, value->len - 2};
+        }
+        return true;
+    }
+    return false;
+}
+
+/* A login cookie of the request: its name without prefix, and its age for the ordering. */
+typedef struct login_seen {
+    char name[PTC_AUTH_LOGIN_NAME_CAP];
+    int64_t created; /* INT64_MIN: does not open (tampered, another host, expired) */
+} login_seen_t;
+
+size_t ptc_auth_logins_to_clear(const ptc_session_keys_t *keys, const char *host, bool secure,
+                                const ptc_http_header_t *hdrs, size_t cnt, int64_t now_s,
+                                char (*out)[PTC_AUTH_LOGIN_NAME_CAP], size_t cap)
+{
+    /* The names as browsers send them: with the "__Host-" prefix when Secure. */
+    const char *guard = secure ? "__Host-" : "";
+    char prefix[PTC_AUTH_LOGIN_NAME_CAP];
+    snprintf(prefix, sizeof(prefix), "%s%s_", guard, PTC_LOGIN_COOKIE);
+    size_t pl = strlen(prefix);
+    login_seen_t seen[LOGIN_SCAN_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < cnt && n < LOGIN_SCAN_MAX; i++) {
+        if (!ptc_slice_case_eq(hdrs[i].name, "cookie")) {
+            continue;
+        }
+        ptc_slice_t rest = hdrs[i].value;
+        ptc_slice_t name;
+        ptc_slice_t value;
+        while (n < LOGIN_SCAN_MAX && next_cookie(&rest, &name, &value)) {
+            /* Exactly "<prefix><id>": names of the edge's own making only (the name goes back
+             * into a Set-Cookie field, so nothing else may be in it). */
+            if (name.len != pl + PTC_AUTH_LOGIN_ID_LEN || memcmp(name.ptr, prefix, pl) != 0 ||
+                !ptc_auth_login_cookie_name((const char *)name.ptr + pl, PTC_AUTH_LOGIN_ID_LEN,
+                                            seen[n].name)) {
+                continue;
+            }
+            login_seen_t *e = &seen[n];
+            bool dup = false;
+            for (size_t j = 0; j < n && !dup; j++) {
+                dup = strcmp(seen[j].name, e->name) == 0;
+            }
+            if (dup) {
+                continue;
+            }
+            ptc_login_state_t ls;
+            e->created = INT64_MIN;
+            if (keys != NULL &&
+                ptc_login_state_decode(keys, host, (const char *)value.ptr, value.len, now_s,
+                                       PTC_AUTH_LOGIN_MAX_AGE_S, &ls) == 0) {
+                e->created = ls.created;
+                ptc_login_state_dispose(&ls);
+            }
+            n++;
+        }
+    }
+    /* Those that do not open, then the oldest of the rest (by creation time, then by their
+     * order in the request) until PTC_AUTH_LOGINS_MAX - 1 are left for the new one to join. */
+    size_t valid = 0;
+    for (size_t i = 0; i < n; i++) {
+        valid += seen[i].created != INT64_MIN;
+    }
+    size_t drop = valid >= PTC_AUTH_LOGINS_MAX ? valid - (PTC_AUTH_LOGINS_MAX - 1) : 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < cap; i++) {
+        if (seen[i].created == INT64_MIN) {
+            memcpy(out[k++], seen[i].name, PTC_AUTH_LOGIN_NAME_CAP);
+        }
+    }
+    while (drop > 0 && k < cap) {
+        size_t oldest = n;
+        for (size_t i = 0; i < n; i++) {
+            if (seen[i].created != INT64_MIN &&
+                (oldest == n || seen[i].created < seen[oldest].created)) {
+                oldest = i;
+            }
+        }
+        assert(oldest < n);
+        memcpy(out[k++], seen[oldest].name, PTC_AUTH_LOGIN_NAME_CAP);
+        seen[oldest].created = INT64_MIN; /* listed */
+        drop--;
+    }
+    return k;
+}
+
 /* ---- sites ---- */
 
 /* Where the sign-in paths run: an app's external host, or the edge host (app NULL). */
@@ -635,14 +770,18 @@ static int site_session(const ptc_edge_t *edge, ptc_httpd_req_t *req, const site
         ptc_session_dispose(&s);
         return PTC_EAUTH;
     }
+    /* The access log names who made the request (docs/logging.md http_request_done). */
+    ptc_httpd_req_set_user(req, s.email != NULL ? s.email : s.sub);
     *out = s;
     return 0;
 }
 
 /* ---- answers ---- */
 
+/* Set-Cookie fields clearing old login cookies in one answer (more expire by themselves). */
+#define LOGIN_CLEAR_MAX 8
 /* Up to this many headers in an answer of the gate. */
-#define HDRS_MAX 8
+#define HDRS_MAX (8 + LOGIN_CLEAR_MAX)
 
 typedef struct answer {
     ptc_http_header_t h[HDRS_MAX];
@@ -706,18 +845,15 @@ static void respond_json(ptc_httpd_req_t *req, const site_t *site, const char *i
     free(text);
 }
 
-/* A 302 to `location`, with up to two Set-Cookie fields. */
+/* A 302 to `location`, with `cnt` Set-Cookie fields (at most LOGIN_CLEAR_MAX + 2). */
 static void redirect(ptc_httpd_req_t *req, const site_t *site, const char *id, const char *location,
-                     const char *cookie1, const char *cookie2)
+                     char *const *cookies, size_t cnt)
 {
     answer_t a;
     answer_init(&a, site, id);
     answer_add(&a, "Location", location);
-    if (cookie1 != NULL) {
-        answer_add(&a, "Set-Cookie", cookie1);
-    }
-    if (cookie2 != NULL) {
-        answer_add(&a, "Set-Cookie", cookie2);
+    for (size_t i = 0; i < cnt; i++) {
+        answer_add(&a, "Set-Cookie", cookies[i]);
     }
     set_log(req, site);
     (void)ptc_httpd_respond_simple(req, 302, "text/plain; charset=utf-8", a.h, a.n, "", 0);
@@ -793,20 +929,42 @@ static void start_login(ptc_edge_t *edge, ptc_httpd_req_t *req, const site_t *si
     char redirect_uri[ORIGIN_CAP + 32];
     snprintf(redirect_uri, sizeof(redirect_uri), "%s%s", site->origin, PTC_AUTH_CALLBACK_PATH);
     char *url = ptc_oidc_authorize_url(p, redirect_uri, &ls);
+    /* Each sign-in has a cookie of its own, named by its state, so that sign-ins started in
+     * several tabs at once each find theirs at the callback; old ones beyond the newest few
+     * are cleared here, so that a page starting sign-ins over and over cannot fill the
+     * browser's cookies for the host (the rest expire with their Max-Age). */
+    char name[PTC_AUTH_LOGIN_NAME_CAP];
+    bool named = ptc_auth_login_cookie_name(ls.state, strlen(ls.state), name);
+    assert(named);
+    (void)named;
     ptc_login_state_dispose(&ls);
     if (url == NULL) {
         free(val);
         page(req, site, id, PTC_PAGE_AUTH_UNAVAILABLE, NULL, false, NULL);
         return;
     }
-    char *cookie = ptc_cookie_format(PTC_LOGIN_COOKIE, val, site->login_secure, true,
-                                     PTC_AUTH_LOGIN_MAX_AGE_S);
+    char stale[LOGIN_CLEAR_MAX][PTC_AUTH_LOGIN_NAME_CAP];
+    size_t stale_cnt =
+        ptc_auth_logins_to_clear(edge->session_keys, site->host, site->login_secure, h->headers,
+                                 h->header_cnt, now_s(), stale, LOGIN_CLEAR_MAX);
+    char *cookies[1 + LOGIN_CLEAR_MAX];
+    size_t n = 0;
+    cookies[n++] = ptc_cookie_format(name, val, site->login_secure, true, PTC_AUTH_LOGIN_MAX_AGE_S);
     free(val);
+    for (size_t i = 0; i < stale_cnt; i++) {
+        /* A state whose first characters repeat an old one's replaces that cookie. */
+        if (strcmp(stale[i], name) != 0) {
+            cookies[n++] = ptc_cookie_format(stale[i], "", site->login_secure, true, 0);
+        }
+    }
     PTC_LOG(ptc_httpd_req_log(req), PTC_LOG_DEBUG, "auth_login_started",
             PTC_LOG_STR("idp", site->idp),
-            PTC_LOG_STR("app", site->app != NULL ? site->app->name : NULL));
-    redirect(req, site, id, url, cookie, NULL);
-    free(cookie);
+            PTC_LOG_STR("app", site->app != NULL ? site->app->name : NULL),
+            PTC_LOG_UINT("cleared", n - 1));
+    redirect(req, site, id, url, cookies, n);
+    for (size_t i = 0; i < n; i++) {
+        free(cookies[i]);
+    }
     free(url);
 }
 
@@ -860,6 +1018,13 @@ static char *query_param(ptc_slice_t query, const char *name)
     return found;
 }
 
+/* The login cookie a callback answers: its name without the "__Host-" prefix, and whether it
+ * carries that prefix (and Secure). */
+typedef struct login_ref {
+    char name[PTC_AUTH_LOGIN_NAME_CAP];
+    bool secure;
+} login_ref_t;
+
 /* A pending callback: the token exchange runs while the client waits. */
 typedef struct callback {
     ptc_edge_t *edge;
@@ -867,6 +1032,7 @@ typedef struct callback {
     const ptc_app_t *app; /* a reference, NULL on the edge host */
     site_t site;          /* site.app is `app` */
     ptc_login_state_t ls;
+    login_ref_t login;
     ptc_oidc_exchange_t *x; /* NULL once its callback ran */
     char id[PTC_PROXY_REQUEST_ID_MAX + 1];
 } callback_t;
@@ -894,13 +1060,15 @@ static const ptc_httpd_handler_t callback_handler = {
     .on_abort = cb_on_abort,
 };
 
+/* The provider's answer to the login of `login` was refused: 401, and that login's cookie is
+ * cleared (it is spent). */
 static void sign_in_failed(ptc_httpd_req_t *req, const site_t *site, const char *id,
-                           const char *reason, int err)
+                           const login_ref_t *login, const char *reason, int err)
 {
     PTC_LOG(ptc_httpd_req_log(req), PTC_LOG_WARN, "auth_sign_in_failed",
             PTC_LOG_STR("reason", reason), PTC_LOG_STR("idp", site->idp),
             PTC_LOG_STR("app", site->app != NULL ? site->app->name : NULL), PTC_LOG_ERR(err));
-    char *clear = ptc_cookie_format(PTC_LOGIN_COOKIE, "", site->login_secure, true, 0);
+    char *clear = ptc_cookie_format(login->name, "", login->secure, true, 0);
     page(req, site, id, PTC_PAGE_SIGN_IN_FAILED, NULL, false, clear);
     free(clear);
 }
@@ -913,7 +1081,7 @@ static void on_exchanged(void *data, int status, const ptc_oidc_identity_t *iden
     ptc_httpd_req_t *req = cb->req;
     const site_t *site = &cb->site;
     if (status != 0 || ident == NULL || ident->sub == NULL) {
-        sign_in_failed(req, site, cb->id, reason != NULL ? reason : "token_exchange",
+        sign_in_failed(req, site, cb->id, &cb->login, reason != NULL ? reason : "token_exchange",
                        status != 0 ? status : PTC_EAUTH);
         callback_free(cb);
         return;
@@ -942,7 +1110,8 @@ static void on_exchanged(void *data, int status, const ptc_oidc_identity_t *iden
     int rc = ptc_session_encode(cb->edge->session_keys, site->host, &s, &val);
     if (rc != 0) {
         ptc_session_dispose(&s);
-        sign_in_failed(req, site, cb->id, rc == PTC_ELIMIT ? "session_too_large" : "session", rc);
+        sign_in_failed(req, site, cb->id, &cb->login,
+                       rc == PTC_ELIMIT ? "session_too_large" : "session", rc);
         callback_free(cb);
         return;
     }
@@ -953,11 +1122,13 @@ static void on_exchanged(void *data, int status, const ptc_oidc_identity_t *iden
     char *session = ptc_cookie_format(PTC_SESSION_COOKIE, val, site->secure, site->http_only,
                                       site->persistent ? lifetime : -1);
     free(val);
-    char *clear = ptc_cookie_format(PTC_LOGIN_COOKIE, "", site->login_secure, true, 0);
+    /* Only this login's cookie is cleared: other sign-ins of the browser may be under way. */
+    char *clear = ptc_cookie_format(cb->login.name, "", cb->login.secure, true, 0);
     const char *rt = cb->ls.return_to;
     const char *location =
         rt != NULL && ptc_auth_return_url_is_safe(rt, strlen(rt)) ? rt : site->root;
-    redirect(req, site, cb->id, location, session, clear);
+    char *cookies[] = {session, clear};
+    redirect(req, site, cb->id, location, cookies, 2);
     free(session);
     free(clear);
     callback_free(cb);
@@ -987,10 +1158,20 @@ static void handle_callback(ptc_edge_t *edge, ptc_httpd_req_t *req, const site_t
     if (path.len < h->target.len) {
         query = (ptc_slice_t){h->target.ptr + path.len + 1, h->target.len - path.len - 1};
     }
-    char name[64];
-    cookie_name(PTC_LOGIN_COOKIE, site0->login_secure, name, sizeof(name));
+    /* The state names the login's cookie (ptc_auth_login_cookie_name); the whole state must
+     * then equal the one sealed in it. */
+    char *state = query_param(query, "state");
+    login_ref_t login = {.secure = site0->login_secure};
+    if (state == NULL || !ptc_auth_login_cookie_name(state, strlen(state), login.name)) {
+        free(state);
+        callback_refused(req, site0, id, "state_mismatch", PTC_EAUTH);
+        return;
+    }
+    char name[PTC_AUTH_LOGIN_NAME_CAP];
+    cookie_name(login.name, login.secure, name, sizeof(name));
     ptc_slice_t v;
     if (edge->session_keys == NULL || !ptc_cookie_find(h->headers, h->header_cnt, name, &v)) {
+        free(state);
         callback_refused(req, site0, id, "no_login_cookie", PTC_ENOTFOUND);
         return;
     }
@@ -998,16 +1179,16 @@ static void handle_callback(ptc_edge_t *edge, ptc_httpd_req_t *req, const site_t
     int rc = ptc_login_state_decode(edge->session_keys, site0->host, (const char *)v.ptr, v.len,
                                     now_s(), PTC_AUTH_LOGIN_MAX_AGE_S, &ls);
     if (rc != 0) {
+        free(state);
         callback_refused(req, site0, id,
                          rc == PTC_ETIMEOUT ? "login_expired" : "login_cookie_invalid", rc);
         return;
     }
-    char *state = query_param(query, "state");
     char *code = query_param(query, "code");
     char *error = query_param(query, "error");
-    size_t sl = state != NULL ? strlen(state) : 0;
-    bool state_ok = state != NULL && ls.state != NULL && sl == strlen(ls.state) &&
-                    ptc_consttime_eq(state, ls.state, sl);
+    size_t sl = strlen(state);
+    bool state_ok =
+        ls.state != NULL && sl == strlen(ls.state) && ptc_consttime_eq(state, ls.state, sl);
     free(state);
     if (!state_ok) {
         free(code);
@@ -1036,7 +1217,7 @@ static void handle_callback(ptc_edge_t *edge, ptc_httpd_req_t *req, const site_t
         free(code);
         free(error);
         ptc_login_state_dispose(&ls);
-        sign_in_failed(req, &site, id, "provider_error", PTC_EAUTH);
+        sign_in_failed(req, &site, id, &login, "provider_error", PTC_EAUTH);
         return;
     }
     if (code == NULL || code[0] == '\0') {
@@ -1060,6 +1241,7 @@ static void handle_callback(ptc_edge_t *edge, ptc_httpd_req_t *req, const site_t
     cb->app = site.app != NULL ? ptc_app_ref(site.app) : NULL;
     cb->site = site;
     cb->ls = ls;
+    cb->login = login;
     cb->site.idp = cb->ls.idp;
     snprintf(cb->id, sizeof(cb->id), "%s", id);
     char redirect_uri[ORIGIN_CAP + 32];
@@ -1105,7 +1287,7 @@ static void handle_logout(ptc_edge_t *edge, ptc_httpd_req_t *req, const site_t *
      * provider identifies the client by client_id. */
     char *url = p != NULL ? ptc_oidc_logout_url(p, post) : NULL;
     if (url != NULL) {
-        redirect(req, site, id, url, clear, NULL);
+        redirect(req, site, id, url, &clear, 1);
     } else {
         ptc_page_extra_t extra = {.link_href = site->root, .link_text = "Sign in again"};
         page(req, site, id, PTC_PAGE_SIGNED_OUT, &extra, false, clear);

@@ -38,6 +38,13 @@
 
 /** How long a login may take from the redirect to the callback (the login cookie's life). */
 #define PTC_AUTH_LOGIN_MAX_AGE_S 600
+/** A login cookie is named PTC_LOGIN_COOKIE "_" and this many first characters of its state. */
+#define PTC_AUTH_LOGIN_ID_LEN 8
+/** Room for a login cookie's name with the "__Host-" prefix and the NUL. */
+#define PTC_AUTH_LOGIN_NAME_CAP 32
+/** How many sign-ins may be in progress at once in one browser on one host: a new one clears
+ * the login cookies of the oldest beyond this many (the newest ones are kept). */
+#define PTC_AUTH_LOGINS_MAX 4
 /** Lifetime of an X-Portico-Assertion (exp = iat + this). */
 #define PTC_AUTH_ASSERTION_TTL_S 60
 /** Session lifetime when edge.json sets none. */
@@ -80,6 +87,29 @@ json_t *ptc_auth_jwks(const ptc_auth_key_t *key);
  * (so "/%2F%2Fevil.com" is refused too). 1..2048 bytes.
  */
 bool ptc_auth_return_url_is_safe(const char *url, size_t len);
+
+/**
+ * The login cookie's name for the sign-in with `state` (len bytes), without the "__Host-"
+ * prefix that ptc_cookie_format() adds: "portico_login_" and the state's first
+ * PTC_AUTH_LOGIN_ID_LEN characters, so that several sign-ins of one browser on one host (two
+ * tabs) each keep their own cookie, and the callback finds its own by the state it carries.
+ * False (and "" in out) when the state is shorter or those characters are not base64url.
+ */
+bool ptc_auth_login_cookie_name(const char *state, size_t len, char out[PTC_AUTH_LOGIN_NAME_CAP]);
+
+/**
+ * The login cookies of a request (`hdrs`, cnt fields, borrowed) that a new sign-in on `host`
+ * clears, so that at most PTC_AUTH_LOGINS_MAX are in progress with it: those named like
+ * ptc_auth_login_cookie_name() (with the "__Host-" prefix when `secure`, exactly as the edge
+ * sets them) that do not open for `host` with `keys` or are older than
+ * PTC_AUTH_LOGIN_MAX_AGE_S at now_s, then the oldest of the others (by creation time, ties by
+ * their order in the request) beyond PTC_AUTH_LOGINS_MAX - 1. At most 16 cookies are looked
+ * at (more expire by themselves). Writes up to `cap` names without the prefix into out and
+ * returns their count. Pure apart from the clock passed in.
+ */
+size_t ptc_auth_logins_to_clear(const ptc_session_keys_t *keys, const char *host, bool secure,
+                                const ptc_http_header_t *hdrs, size_t cnt, int64_t now_s,
+                                char (*out)[PTC_AUTH_LOGIN_NAME_CAP], size_t cap);
 
 /** True if the session's user is admitted by the app's assignment: a users entry equal to the
  * session's email (case-insensitive) or sub (exact), or a groups entry equal to one of its

@@ -121,6 +121,8 @@ struct ptc_httpd_req {
     char connector[72];
     char tunnel[72];
     int64_t upstream_ms;
+    /* Who made the request (ptc_httpd_req_set_user): a session's email or sub, or "". */
+    char user[PTC_LOG_MAX_VALUE + 1];
 };
 
 static const ptc_edge_conn_ops_t httpd_ops;
@@ -479,7 +481,7 @@ static void log_done(httpd_conn_t *c, ptc_httpd_req_t *req, const char *result, 
     const ptc_http_head_t *h = req->head;
     ptc_slice_t path = ptc_httpd_req_path(req);
     uint64_t dur = uv_now(c->timer.loop) - req->start_loop_ms;
-    ptc_log_field_t f[16];
+    ptc_log_field_t f[20];
     size_t n = 0;
     f[n++] = PTC_LOG_PEER("method", h->method.ptr, h->method.len);
     f[n++] = PTC_LOG_STR("host", req->host);
@@ -497,6 +499,7 @@ static void log_done(httpd_conn_t *c, ptc_httpd_req_t *req, const char *result, 
         f[n++] = PTC_LOG_STR("tunnel", req->tunnel[0] != '\0' ? req->tunnel : NULL);
     }
     f[n++] = PTC_LOG_STR("client_ip", c->base.peer_ip);
+    f[n++] = PTC_LOG_STR("user", req->user[0] != '\0' ? req->user : NULL);
     if (strcmp(result, RESULT_OK) != 0) {
         f[n++] = PTC_LOG_ERR(err);
     }
@@ -1244,6 +1247,12 @@ void ptc_httpd_req_set_log_fields(ptc_httpd_req_t *req, const char *app, const c
     snprintf(req->connector, sizeof(req->connector), "%s", connector != NULL ? connector : "");
     snprintf(req->tunnel, sizeof(req->tunnel), "%s", tunnel != NULL ? tunnel : "");
     req->upstream_ms = upstream_ms;
+}
+
+void ptc_httpd_req_set_user(ptc_httpd_req_t *req, const char *user)
+{
+    /* Longer values are cut as the log would cut them anyway. */
+    snprintf(req->user, sizeof(req->user), "%s", user != NULL ? user : "");
 }
 
 int ptc_httpd_write(ptc_httpd_req_t *req, const void *p, size_t len)

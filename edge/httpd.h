@@ -165,6 +165,14 @@ void ptc_httpd_req_set_log_fields(ptc_httpd_req_t *req, const char *app, const c
                                   const char *tunnel, int64_t upstream_ms);
 
 /**
+ * Names who made the request in its http_request_done line (`user`): the email, else the sub,
+ * of the session the request carried (copied, cut to 256 bytes; NULL or "" clears it). Only
+ * ever an identity, never a cookie or token. Like the other log fields, set it as soon as it
+ * is known.
+ */
+void ptc_httpd_req_set_user(ptc_httpd_req_t *req, const char *user);
+
+/**
  * Answers with a whole response: head, `len` bytes of `body` (copied) and finish.
  * content_type may be NULL (no body expected). Extra headers may be NULL. Returns as
  * ptc_httpd_respond(), for information only: the request is released in every case (a

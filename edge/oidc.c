@@ -915,6 +915,26 @@ void ptc_oidc_identity_dispose(ptc_oidc_identity_t *id)
     memset(id, 0, sizeof(*id));
 }
 
+/*
+ * Whether the token's email may stand for the user. A provider that says the address was not
+ * verified (OpenID Connect Core §5.1 "email_verified") lets anyone type anyone's address, so
+ * such an email must not admit by assignment, reach a backend or ride in the session: only
+ * an absent email_verified (many providers only send verified addresses and omit it) or a
+ * true one lets it through. Some providers send the flag as a string; "true" counts as true,
+ * any other value (false, "false", a number, null) as not verified.
+ */
+static bool email_may_be_used(const json_t *claims)
+{
+    const json_t *v = json_object_get(claims, "email_verified");
+    if (v == NULL) {
+        return true;
+    }
+    if (json_is_string(v)) {
+        return strcmp(json_string_value(v), "true") == 0;
+    }
+    return json_is_true(v);
+}
+
 /* Fills *id from validated claims. Returns 0 or PTC_EAUTH with a reason. */
 static int identity_from(const json_t *claims, const char *groups_claim, ptc_oidc_identity_t *id,
                          char *why, size_t whylen)
@@ -922,7 +942,9 @@ static int identity_from(const json_t *claims, const char *groups_claim, ptc_oid
     memset(id, 0, sizeof(*id));
     id->sub = ptc_xstrdup(json_string_value(json_object_get(claims, "sub")));
     const json_t *email = json_object_get(claims, "email");
-    id->email = json_is_string(email) ? ptc_xstrdup(json_string_value(email)) : NULL;
+    if (json_is_string(email) && email_may_be_used(claims)) {
+        id->email = ptc_xstrdup(json_string_value(email));
+    }
     const json_t *name = json_object_get(claims, "name");
     id->name = json_is_string(name) ? ptc_xstrdup(json_string_value(name)) : NULL;
     /* exp was checked to be a number in the future; clamp before converting. */

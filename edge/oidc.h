@@ -97,7 +97,8 @@ char *ptc_oidc_logout_url(ptc_oidc_provider_t *p, const char *post_logout_redire
 /** Who signed in, from a validated ID token. All strings owned (ptc_oidc_identity_dispose). */
 typedef struct ptc_oidc_identity {
     char *sub;
-    char *email;   /* NULL when the token has no string "email" */
+    char *email;   /* NULL when the token has no string "email", or has an "email_verified"
+                      other than true (or "true"): an unverified address is never used */
     char *name;    /* NULL when the token has no string "name" */
     char **groups; /* the groups_claim: an array of strings (or one string); absent = none */
     size_t groups_cnt;

@@ -23,7 +23,9 @@
 #include "common/err.h"
 #include "common/http.h"
 
-/** Cookie names (without the "__Host-" prefix that ptc_cookie_format adds when secure). */
+/** Cookie names (without the "__Host-" prefix that ptc_cookie_format adds when secure). A
+ * login cookie's name is PTC_LOGIN_COOKIE "_" and an id from its state, one per sign-in in
+ * progress (edge/auth.h ptc_auth_login_cookie_name). */
 #define PTC_SESSION_COOKIE "portico_session"
 #define PTC_LOGIN_COOKIE "portico_login"
 

@@ -29,7 +29,11 @@ import { RogueIdp } from './lib/rogue_idp.mjs';
 import { openCookie, sealCookie } from './lib/sealed_cookie.mjs';
 
 const SESSION = '__Host-portico_session';
-const LOGIN = '__Host-portico_login';
+// One login cookie per sign-in, named by the first 8 characters of its state (edge/auth.h
+// ptc_auth_login_cookie_name), so that sign-ins in several tabs do not overwrite each other.
+const LOGIN_PREFIX = '__Host-portico_login_';
+const loginName = (state) => `${LOGIN_PREFIX}${state.slice(0, 8)}`;
+const isLogin = (name) => /^(__Host-)?portico_login_[A-Za-z0-9_-]{8}$/.test(name);
 const B64URL_RE = /^[A-Za-z0-9_-]+$/;
 
 // Apps: name -> {idp, assignment, set}
@@ -37,6 +41,7 @@ const APPS = {
   app: { idp: 'corp', assignment: { users: [], groups: ['staff', 'admins'] } },
   admins: { idp: 'corp', assignment: { users: [], groups: ['admins', 'nobody'] } },
   byuser: { idp: 'corp', assignment: { users: ['carol@example.com'], groups: [] } },
+  roguemail: { idp: 'rogue', assignment: { users: [USERS.alice.email], groups: [] } },
   everyone: { idp: 'corp', assignment: { users: [], groups: [] } },
   cookies: { idp: 'corp', assignment: { users: [], groups: [] }, set: { persistent_cookie: true, http_only_cookie: false, secure_cookie: false } },
   post: { idp: 'corp-post', assignment: { users: [], groups: ['staff'] } },
@@ -67,9 +72,9 @@ const url = (name, path = '/') => `https://${host(name)}:${edge.port}${path}`;
 before(async () => {
   if (!haveProvider()) throw new Error('node_modules/oidc-provider is missing: run scripts/deps.sh (npm ci)');
   bk = await TestBackend.start({ name: 'localhost' });
-  const rogueClient = (port, name) => ({
+  const rogueClient = (port, name, also = []) => ({
     client_id: `${name}-client`, client_secret: `${name}-secret:+/ x`, token_endpoint_auth_method: 'client_secret_basic',
-    redirect_uris: [`https://${host(name)}:${port}/.portico/callback`],
+    redirect_uris: [name, ...also].map((n) => `https://${host(n)}:${port}/.portico/callback`),
   });
   site = await startOidcSite({
     session: { lifetime: '10m', key_rotation: '1h' },
@@ -81,7 +86,7 @@ before(async () => {
       // The portal's callback may name the edge host without the port.
       cBasic.redirect_uris.push(`https://${EDGE_HOST}/.portico/callback`);
       idp = new Idp({ clients: [cBasic, cPost, cEs], port: await freePort(IDP_HOST) });
-      rogue = new RogueIdp({ client: rogueClient(port, 'rogue'), user: alice, host: '127.0.0.3' });
+      rogue = new RogueIdp({ client: rogueClient(port, 'rogue', ['roguemail']), user: alice, host: '127.0.0.3' });
       flaky = new RogueIdp({ client: rogueClient(port, 'flaky'), user: bob, host: '127.0.0.4' });
       await rogue.start();
       await flaky.start();
@@ -199,6 +204,23 @@ function checkPage(r, status, cause) {
     `no session cookie set with a ${status}: ${ctx}`);
 }
 
+/** The `state` of a sign-in, from the edge's redirect to the provider. */
+const stateOf = (first) => new URL(first.location).searchParams.get('state');
+
+/** The login cookie the edge set with its redirect to the provider (named by the state). */
+function loginCookie(first) {
+  const c = setCookies(first).find((x) => x.name === loginName(stateOf(first)));
+  assert.ok(c, `a ${loginName(stateOf(first))} cookie: ${describe(first)}`);
+  return c;
+}
+
+/** The edge's http_request_done line for the request answered by `r` (by its X-Request-Id). */
+function accessLine(r) {
+  const id = r.headers['x-request-id'];
+  assert.ok(id, `an X-Request-Id: ${describe(r)}`);
+  return edge.proc.waitLog((l) => l.event === 'http_request_done' && l.req === id, 5000, `http_request_done req=${id}`);
+}
+
 /** Every log line of the edge from `mark` on, raw. */
 const edgeLog = (mark = 0) => edge.proc.lines.slice(mark).map((l) => l._raw).join('\n');
 
@@ -235,8 +257,9 @@ test('full sign-in: redirect with PKCE, state and nonce; the provider\'s login p
     assert.ok(q[k].length >= 43, `${k} carries at least 256 bits: ${q[k]}`);
   }
   assert.notEqual(q.state, q.nonce);
-  const lc = setCookies(first).find((c) => c.name === LOGIN);
-  assert.ok(lc, `a ${LOGIN} cookie: ${describe(first)}`);
+  const lc = setCookies(first).find((c) => c.name === loginName(q.state));
+  assert.ok(lc, `a ${loginName(q.state)} cookie: ${describe(first)}`);
+  assert.equal(setCookies(first).filter((c) => /portico_login/.test(c.name)).length, 1, 'one login cookie');
   assert.ok(lc.httpOnly && lc.secure, `HttpOnly; Secure: ${lc.raw}`);
   assert.match(lc.sameSite || '', /^lax$/i, lc.raw);
   assert.equal(lc.path, '/', lc.raw);
@@ -267,7 +290,7 @@ test('full sign-in: redirect with PKCE, state and nonce; the provider\'s login p
   assert.equal(sc.domain, null, `no Domain: ${sc.raw}`);
   assert.equal(sc.maxAge, null, `a browser-session cookie (persistent_cookie false): ${sc.raw}`);
   assert.ok(sc.value.length < 4000, `the cookie stays under 4 KB (${sc.value.length})`);
-  const cleared = setCookies(r).find((c) => c.name === LOGIN);
+  const cleared = setCookies(r).find((c) => c.name === lc.name);
   assert.ok(cleared && (cleared.maxAge === 0 || cleared.expires < Date.now()), `the login cookie is cleared: ${describe(r)}`);
   await idp.proc.waitLog((l) => l.event === 'token_issued' && l.client === 'edge-basic', 5000, 'the provider issued tokens to edge-basic');
 
@@ -390,7 +413,7 @@ test('a tampered session cookie, or one from another app\'s host, sends the brow
   // Nor is a login-state cookie a session.
   const br2 = new Browser(ca);
   const first = await br2.request(url('app', '/'));
-  const login = setCookies(first).find((c) => c.name === LOGIN).value;
+  const login = loginCookie(first).value;
   const asSession = await br2.request(url('app', '/t'), { headers: { cookie: `${SESSION}=${login}` } });
   assert.equal(asSession.status, 302, describe(asSession));
   assert.equal(bk.requests.length, mark, 'nothing reached the backend');
@@ -452,9 +475,105 @@ test('callback: a wrong or missing state, or no login cookie, is refused with 40
   assert.ok(setCookies(ok).some((c) => c.name === SESSION));
 });
 
+/**
+ * Follows a sign-in's redirect to the provider (signing in at its login page when it asks)
+ * until the provider sends the browser back to `origin`; resolves that callback URL.
+ */
+async function throughProvider(br, authorize, user, origin) {
+  const atApp = (r) => r.status >= 300 && r.status < 400 && r.location && new URL(r.location).origin === origin;
+  let chain = await br.follow(authorize, { stop: atApp });
+  let last = chain[chain.length - 1];
+  if (!atApp(last)) {
+    const action = loginFormAction(last);
+    assert.ok(action, `the provider's login page: ${describe(last)}`);
+    chain = await br.follow(action, { form: { username: user.username, password: user.password }, stop: atApp });
+    last = chain[chain.length - 1];
+  }
+  assert.ok(atApp(last), `back to the edge: ${describe(last)}`);
+  return last.location;
+}
+
+test('two sign-ins at once on one host (two tabs): each has its own login cookie; both complete, the first one last; login cookies never reach the backend', async () => {
+  const br = new Browser(ca);
+  const origin = new URL(url('app')).origin;
+  // Two tabs open the app before either signs in.
+  const a = await br.request(url('app', '/tab-a?x=1'));
+  const b = await br.request(url('app', '/tab-b'));
+  assert.equal(a.status, 302, describe(a));
+  assert.equal(b.status, 302, describe(b));
+  // The user signs in at the provider in tab a; tab b then passes through the provider's session.
+  const cbA = await throughProvider(br, a.location, alice, origin);
+  const cbB = await throughProvider(br, b.location, alice, origin);
+  assert.equal(new URL(cbA).searchParams.get('state'), stateOf(a));
+  assert.equal(new URL(cbB).searchParams.get('state'), stateOf(b));
+  // Tab b finishes first, tab a second: both succeed.
+  const rb = await br.request(cbB);
+  assert.equal(rb.status, 302, `the second sign-in's callback: ${describe(rb)}`);
+  assert.equal(samePath(rb), '/tab-b');
+  assert.ok(setCookies(rb).some((c) => c.name === SESSION && c.value), describe(rb));
+  const ra = await br.request(cbA);
+  assert.equal(ra.status, 302, `the first sign-in's callback, finished last: ${describe(ra)}`);
+  assert.equal(samePath(ra), '/tab-a?x=1');
+  assert.ok(setCookies(ra).some((c) => c.name === SESSION && c.value), describe(ra));
+  for (const p of ['/tab-a', '/tab-b']) {
+    const r = await br.request(url('app', p));
+    assert.equal(r.status, 200, describe(r));
+    assert.equal(r.json.headers['x-auth-email'], alice.email);
+  }
+  // How: a login cookie per sign-in, named by its state; each callback clears its own only.
+  const la = loginCookie(a);
+  const lb = loginCookie(b);
+  assert.notEqual(la.name, lb.name, 'a cookie per sign-in');
+  assert.ok(la.httpOnly && la.secure && la.maxAge > 0 && la.maxAge <= 600, la.raw);
+  assert.ok(!setCookies(b).some((c) => c.name === la.name), `the second sign-in leaves the first one's cookie alone: ${describe(b)}`);
+  assert.ok(setCookies(rb).some((c) => c.name === lb.name && c.maxAge === 0), `its login cookie is cleared: ${describe(rb)}`);
+  assert.ok(!setCookies(rb).some((c) => c.name === la.name), `the other sign-in's cookie is left alone: ${describe(rb)}`);
+  assert.ok(setCookies(ra).some((c) => c.name === la.name && c.maxAge === 0), `its login cookie is cleared: ${describe(ra)}`);
+  assert.deepEqual(br.jar.names(host('app')).filter(isLogin), [], 'no login cookie left');
+  // Whatever follows the prefix, the edge's login cookies stay at the edge.
+  br.jar.set(host('app'), `${LOGIN_PREFIX}leftover`, 'x');
+  br.jar.set(host('app'), 'portico_login_zzzzzzzz', 'y');
+  br.jar.set(host('app'), 'app_pref', 'dark');
+  const r = await br.request(url('app', '/tabs'));
+  assert.equal(r.status, 200, describe(r));
+  const cookie = r.json.headers.cookie || '';
+  assert.ok(!/portico/i.test(cookie), `no edge cookie reaches the backend: ${cookie}`);
+  assert.match(cookie, /app_pref=dark/);
+});
+
+test('the access log names who made each request: the session\'s email, null without a session; never a cookie', async () => {
+  const anon = await new Browser(ca).request(url('app', '/who-anon'));
+  assert.equal(anon.status, 302, describe(anon));
+  const { br, flow } = await signedIn('app', bob);
+  const r = await br.request(url('app', '/who'));
+  assert.equal(r.status, 200, describe(r));
+  const me = await br.request(url('app', '/.portico/me'));
+  assert.equal(me.status, 200, describe(me));
+  const c = await signedIn('app', carol);
+  const denied = await c.br.request(url('app', '/who-denied'));
+  checkPage(denied, 403, 'not_assigned');
+  const open = await br.request(url('open', '/who-open'));
+  assert.equal(open.status, 200, describe(open));
+
+  const line = await accessLine(r);
+  assert.equal(line.user, bob.email, `the backend's request: ${line._raw}`);
+  assert.equal(line.path, '/who');
+  assert.equal(line.app, 'app');
+  assert.equal((await accessLine(me)).user, bob.email, 'the edge\'s own answer to a session');
+  assert.equal((await accessLine(denied)).user, carol.email, 'a signed-in user who is not assigned');
+  for (const [what, res] of [['no session', anon], ['the callback (it brings no session)', flow.callback], ['a passthrough app (its cookie is not looked at)', open]]) {
+    const l = await accessLine(res);
+    assert.ok(l.user === null || l.user === undefined, `${what}: user ${l.user}: ${l._raw}`);
+  }
+  const session = br.jar.get(host('app'), SESSION).value;
+  assert.ok(!edgeLog().includes(session), 'the session cookie is never logged');
+  assert.ok(!edgeLog().includes(session.slice(0, 40)), 'nor a part of it');
+});
+
 test('login state: an expired login cookie, one from another app\'s host, and the provider\'s error answer are refused without a session', async () => {
   const br = new Browser(ca);
   const flow = await signIn(br, url('app', '/ls'), alice, { callback: false });
+  const LOGIN = loginName(stateOf(flow.first));
   const login = br.jar.get(host('app'), LOGIN).value;
   const opened = openCookie(edge.stateDir, 'login', [`${host('app')}:${edge.port}`, host('app')], login);
   assert.ok(opened, 'the login cookie opens with the edge\'s key (edge/session.h envelope)');
@@ -505,6 +624,7 @@ test('/.portico/ paths belong to the edge on every host: a passthrough app\'s ba
 test('a replayed authorization code is refused: 401 sign_in_failed, no session', async () => {
   const br = new Browser(ca);
   const flow = await signIn(br, url('app', '/r'), alice, { callback: false });
+  const LOGIN = loginName(stateOf(flow.first));
   const login = br.jar.get(host('app'), LOGIN).value;
   const first = await br.request(flow.callbackUrl);
   assert.equal(first.status, 302, describe(first));
@@ -619,9 +739,9 @@ test('cookie settings: persistent_cookie gives Max-Age = session lifetime; http_
   const br = new Browser(ca);
   const flow = await signIn(br, url('cookies', '/'), alice, { callback: false });
   // The login cookie follows the app's scheme (https: Secure, so __Host-), not the settings.
-  const lc = setCookies(flow.first).find((c) => /portico_login$/.test(c.name));
+  const lc = setCookies(flow.first).find((c) => isLogin(c.name));
   assert.ok(lc, describe(flow.first));
-  assert.equal(lc.name, LOGIN, lc.raw);
+  assert.equal(lc.name, loginName(stateOf(flow.first)), lc.raw);
   assert.ok(lc.secure && lc.httpOnly, lc.raw);
   const r = await br.request(flow.callbackUrl);
   assert.equal(r.status, 302, describe(r));
@@ -712,8 +832,8 @@ test('a WebSocket is closed when its session expires', async () => {
 
 // ---- ID tokens the edge must refuse (lib/rogue_idp.mjs) ----
 
-async function rogueSignIn(br = new Browser(ca), path = '/') {
-  const first = await br.request(url('rogue', path));
+async function rogueSignIn(br = new Browser(ca), path = '/', app = 'rogue') {
+  const first = await br.request(url(app, path));
   assert.equal(first.status, 302, describe(first));
   assert.ok(first.location.startsWith(`${rogue.issuer}/authorize?`), describe(first));
   const back = await br.request(first.location);
@@ -865,6 +985,86 @@ test('claims with line breaks never become header lines; hundreds of groups the 
   } finally {
     rogue.user = saved;
   }
+});
+
+test('an ID token saying email_verified false: the email is not used (no assignment by email, no sso header, not in the assertion, the session or /me); the access log names the sub', async () => {
+  const saved = rogue.user;
+  rogue.defect = null;
+  rogue.alg = 'RS256';
+  try {
+    rogue.user = { ...alice, email_verified: false };
+    const mark = bk.requests.length;
+    // roguemail admits alice by email only.
+    const m = await rogueSignIn(new Browser(ca), '/', 'roguemail');
+    assert.equal(m.callback.status, 302, `the sign-in itself succeeds: ${describe(m.callback)}`);
+    const denied = await m.br.request(url('roguemail', '/in'));
+    checkPage(denied, 403, 'not_assigned');
+    assert.ok(!denied.text.includes(alice.email), `the page does not show the unverified address: ${denied.text}`);
+    assert.equal(bk.requests.length, mark, 'nothing reached the backend');
+    assert.equal((await accessLine(denied)).user, alice.sub, 'the access log names the sub instead');
+    const me = await m.br.request(url('roguemail', '/.portico/me'));
+    assert.equal(me.status, 200, describe(me));
+    assert.equal(me.json.sub, alice.sub);
+    assert.equal(me.json.email, null, `no email in the session: ${me.text}`);
+    const sc = m.br.jar.get(host('roguemail'), SESSION).value;
+    const opened = openCookie(edge.stateDir, 'session', [`${host('roguemail')}:${edge.port}`, host('roguemail')], sc);
+    assert.ok(opened, 'the session cookie opens');
+    assert.ok(!JSON.stringify(opened.payload).includes(alice.email), `the session does not carry it: ${JSON.stringify(opened.payload)}`);
+    // rogue admits everyone: in, but without the email.
+    const e = await rogueSignIn(new Browser(ca), '/', 'rogue');
+    assert.equal(e.callback.status, 302, describe(e.callback));
+    const r = await e.br.request(url('rogue', '/in'));
+    assert.equal(r.status, 200, describe(r));
+    assert.equal(r.json.headers['x-auth-sub'], alice.sub);
+    assert.equal(r.json.headers['x-auth-name'], alice.name);
+    assert.equal(r.json.headers['x-auth-email'], undefined, 'no email header');
+    const { claims } = await verifyAssertion(r.json.headers['x-portico-assertion'], host('rogue'));
+    assert.equal(claims.sub, alice.sub);
+    assert.equal(claims.email, undefined, `no email in the assertion: ${JSON.stringify(claims)}`);
+    assert.equal((await accessLine(r)).user, alice.sub);
+    // Control: a verified address (true) and one without the claim are used.
+    for (const verified of [true, undefined]) {
+      rogue.user = verified === undefined ? { ...alice } : { ...alice, email_verified: verified };
+      const ok = await rogueSignIn(new Browser(ca), '/', 'roguemail');
+      assert.equal(ok.callback.status, 302, describe(ok.callback));
+      const inside = await ok.br.request(url('roguemail', '/in'));
+      assert.equal(inside.status, 200, `email_verified ${verified}: assigned by email: ${describe(inside)}`);
+      assert.equal(inside.json.headers['x-auth-email'], alice.email);
+      assert.equal((await accessLine(inside)).user, alice.email);
+    }
+  } finally {
+    rogue.user = saved;
+  }
+});
+
+test('sign-ins started over and over on one host keep only the newest four login cookies; the oldest one\'s callback is refused, the newest completes', async () => {
+  rogue.defect = null;
+  const br = new Browser(ca);
+  const firsts = [];
+  for (let i = 0; i < 7; i++) {
+    const r = await br.request(url('rogue', `/again/${i}`));
+    assert.equal(r.status, 302, describe(r));
+    loginCookie(r);
+    firsts.push(r);
+    const names = br.jar.names(host('rogue')).filter(isLogin);
+    assert.equal(names.length, Math.min(i + 1, 4), `at most four sign-ins in progress: ${names}`);
+  }
+  const kept = br.jar.names(host('rogue')).filter(isLogin).sort();
+  assert.deepEqual(kept, firsts.slice(-4).map((r) => loginCookie(r).name).sort(), 'the newest four are kept');
+  const last = setCookies(firsts[6]);
+  assert.ok(last.some((c) => c.name === loginCookie(firsts[2]).name && c.maxAge === 0), `the oldest is cleared by the next sign-in: ${describe(firsts[6])}`);
+  // The oldest sign-in comes back from the provider: its cookie is gone, 400.
+  const oldBack = await br.request(firsts[0].location);
+  assert.equal(oldBack.status, 302, describe(oldBack));
+  const old = await br.request(oldBack.location);
+  assert.equal(old.status, 400, `a sign-in whose cookie was cleared: ${describe(old)}`);
+  assert.ok(!br.jar.get(host('rogue'), SESSION), 'no session');
+  // The newest completes.
+  const back = await br.request(firsts[6].location);
+  const done = await br.request(back.location);
+  assert.equal(done.status, 302, describe(done));
+  assert.equal(samePath(done), '/again/6');
+  assert.equal((await br.request(url('rogue', '/again/in'))).status, 200);
 });
 
 test('a discovery document naming another issuer (mix-up) is refused: sign-in unavailable', async () => {

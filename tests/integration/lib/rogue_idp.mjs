@@ -28,7 +28,8 @@
 // 'error500', 'no_id_token' (200 JSON without id_token), 'hang' (no answer until release());
 // `discoveryIssuer` makes discovery name another issuer (an issuer mix-up).
 // `alg` picks the signing key of valid tokens: RS256 (default), ES256 or EdDSA. rotate()
-// replaces the keys (new kids), as a provider rotating its keys does.
+// replaces the keys (new kids), as a provider rotating its keys does. The user's claims are
+// `user`'s sub, email, name and groups, and its email_verified when it has one.
 import http from 'node:http';
 import {
   generateKeyPairSync, createSign, createHmac, sign as edSign, createHash, randomBytes, timingSafeEqual,
@@ -270,6 +271,7 @@ export class RogueIdp {
       iss: this.issuer, sub: this.user.sub, aud: this.client.client_id, exp: now + 600, iat: now,
       auth_time: now, nonce, email: this.user.email, name: this.user.name, groups: this.user.groups,
     };
+    if (this.user.email_verified !== undefined) claims.email_verified = this.user.email_verified;
     const alg = this.alg;
     let k = this.keys[alg];
     switch (this.defect) {

@@ -363,6 +363,142 @@ static void test_key_file(void)
     ptc_auth_key_free(k1);
 }
 
+/* ---- login cookies ---- */
+
+static void test_login_cookie_name(void)
+{
+    char name[PTC_AUTH_LOGIN_NAME_CAP];
+    const char *st = "Ab-_0123xyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxy";
+    CHECK(ptc_auth_login_cookie_name(st, strlen(st), name));
+    CHECK_STREQ(name, "portico_login_Ab-_0123");
+    /* The prefix ptc_cookie_format adds still fits. */
+    char *c = ptc_cookie_format(name, "v", true, true, PTC_AUTH_LOGIN_MAX_AGE_S);
+    CHECK_STREQ(c, "__Host-portico_login_Ab-_0123=v; Path=/; SameSite=Lax; HttpOnly; Secure; "
+                   "Max-Age=600");
+    free(c);
+    CHECK(ptc_auth_login_cookie_name("12345678", 8, name));
+    CHECK_STREQ(name, "portico_login_12345678");
+    /* Too short, or characters no state of ours has (they could not be a cookie name). */
+    CHECK(!ptc_auth_login_cookie_name("1234567", 7, name));
+    CHECK_STREQ(name, "");
+    CHECK(!ptc_auth_login_cookie_name("1234;67890", 10, name));
+    CHECK(!ptc_auth_login_cookie_name("1234=67890", 10, name));
+    CHECK(!ptc_auth_login_cookie_name("123 567890", 10, name));
+    CHECK(!ptc_auth_login_cookie_name("", 0, name));
+    /* A fresh login's state always names a cookie, and different states different ones. */
+    ptc_login_state_t a;
+    ptc_login_state_t b;
+    CHECK_OK(ptc_login_state_new("corp", "/", 1000, &a));
+    CHECK_OK(ptc_login_state_new("corp", "/", 1000, &b));
+    char na[PTC_AUTH_LOGIN_NAME_CAP];
+    CHECK(ptc_auth_login_cookie_name(a.state, strlen(a.state), na));
+    CHECK(ptc_auth_login_cookie_name(b.state, strlen(b.state), name));
+    CHECK_STRNE(na, name);
+    ptc_login_state_dispose(&a);
+    ptc_login_state_dispose(&b);
+}
+
+/* A sealed login cookie "<prefix>portico_login_<id>=<value>" created at `created`, appended to
+ * `out` ("; " between pairs); the name without prefix in name_out. */
+static void add_login(ptc_session_keys_t *keys, const char *host, bool secure, int64_t created,
+                      char *out, size_t cap, char name_out[PTC_AUTH_LOGIN_NAME_CAP])
+{
+    ptc_login_state_t ls;
+    CHECK_OK(ptc_login_state_new("corp", "/", created, &ls));
+    CHECK(ptc_auth_login_cookie_name(ls.state, strlen(ls.state), name_out));
+    char *val = NULL;
+    CHECK_OK(ptc_login_state_encode(keys, host, &ls, &val));
+    size_t len = strlen(out);
+    snprintf(out + len, cap - len, "%s%s%s=%s", len > 0 ? "; " : "", secure ? "__Host-" : "",
+             name_out, val);
+    free(val);
+    ptc_login_state_dispose(&ls);
+}
+
+static size_t to_clear(ptc_session_keys_t *keys, const char *cookie, bool secure, int64_t now,
+                       char (*out)[PTC_AUTH_LOGIN_NAME_CAP], size_t cap)
+{
+    ptc_http_header_t h[2] = {
+        {ptc_slice_str("Accept"), ptc_slice_str("text/html")},
+        {ptc_slice_str("Cookie"), ptc_slice_str(cookie)},
+    };
+    return ptc_auth_logins_to_clear(keys, "app.example.com", secure, h, 2, now, out, cap);
+}
+
+static void test_logins_to_clear(void)
+{
+    init();
+    ptc_session_keys_t *keys = ptc_session_keys_ephemeral();
+    CHECK_NOT_NULL(keys);
+    const int64_t now = 2000000;
+    char cookie[8192] = "app_pref=dark";
+    char names[8][PTC_AUTH_LOGIN_NAME_CAP];
+    char out[8][PTC_AUTH_LOGIN_NAME_CAP];
+
+    /* Fewer than PTC_AUTH_LOGINS_MAX in progress: all stay (the new one makes the fourth). */
+    CHECK_EQ(PTC_AUTH_LOGINS_MAX, 4);
+    add_login(keys, "app.example.com", true, now - 30, cookie, sizeof(cookie), names[0]);
+    add_login(keys, "app.example.com", true, now - 20, cookie, sizeof(cookie), names[1]);
+    add_login(keys, "app.example.com", true, now - 10, cookie, sizeof(cookie), names[2]);
+    CHECK_EQ(to_clear(keys, cookie, true, now, out, 8), 0);
+    /* A fourth: the oldest goes, whatever the order in the field. */
+    char reordered[8192] = "";
+    add_login(keys, "app.example.com", true, now - 5, reordered, sizeof(reordered), names[3]);
+    size_t len = strlen(reordered);
+    snprintf(reordered + len, sizeof(reordered) - len, "; %s", cookie);
+    CHECK_EQ(to_clear(keys, reordered, true, now, out, 8), 1);
+    CHECK_STREQ(out[0], names[0]);
+    /* Equal ages: the first in the request (browsers send the older first) goes. */
+    char same[8192] = "";
+    for (int i = 0; i < 6; i++) {
+        add_login(keys, "app.example.com", true, now, same, sizeof(same), names[i]);
+    }
+    CHECK_EQ(to_clear(keys, same, true, now, out, 8), 3);
+    CHECK_STREQ(out[0], names[0]);
+    CHECK_STREQ(out[1], names[1]);
+    CHECK_STREQ(out[2], names[2]);
+    /* `cap` bounds the answer. */
+    CHECK_EQ(to_clear(keys, same, true, now, out, 2), 2);
+
+    /* Cookies that do not open are cleared: expired, tampered, sealed for another host. */
+    char bad[8192] = "";
+    add_login(keys, "app.example.com", true, now - PTC_AUTH_LOGIN_MAX_AGE_S - 1, bad, sizeof(bad),
+              names[0]);
+    add_login(keys, "other.example.com", true, now, bad, sizeof(bad), names[1]);
+    len = strlen(bad);
+    snprintf(bad + len, sizeof(bad) - len, "; __Host-portico_login_AAAAAAAA=garbage");
+    add_login(keys, "app.example.com", true, now, bad, sizeof(bad), names[2]);
+    CHECK_EQ(to_clear(keys, bad, true, now, out, 8), 3);
+    CHECK_STREQ(out[0], names[0]);
+    CHECK_STREQ(out[1], names[1]);
+    CHECK_STREQ(out[2], "portico_login_AAAAAAAA");
+
+    /* Only names of the edge's making for the site's scheme count: without the prefix at an
+     * https site, other lengths, the single legacy name and other cookies are left alone. */
+    char other[8192] = "portico_login=x; __Host-portico_login_ABCDEFGHI=x; "
+                       "__Host-portico_login_ABCDEFG=x; __Host-portico_login_ABC DEFG=x; "
+                       "__Host-portico_login_ABC\"DEFG=x; portico_session=x; a=b";
+    char plain[PTC_AUTH_LOGIN_NAME_CAP];
+    add_login(keys, "app.example.com", false, now - 700, other, sizeof(other), plain);
+    CHECK_EQ(to_clear(keys, other, true, now, out, 8), 0);
+    /* ... while an http site (no prefix) sees that one. */
+    CHECK_EQ(to_clear(keys, other, false, now, out, 8), 1);
+    CHECK_STREQ(out[0], plain);
+
+    /* A name given twice counts once; a quoted value is read without its quotes. */
+    char twice[1024] = "";
+    add_login(keys, "app.example.com", true, now, twice, sizeof(twice), names[0]);
+    char *eq = strchr(twice, '=');
+    char dup[8192];
+    snprintf(dup, sizeof(dup), "%.*s=\"%s\"; %s", (int)(eq - twice), twice, eq + 1, twice);
+    CHECK_EQ(to_clear(keys, dup, true, now, out, 8), 0);
+
+    /* No Cookie field at all. */
+    ptc_http_header_t none = {ptc_slice_str("Accept"), ptc_slice_str("*/*")};
+    CHECK_EQ(ptc_auth_logins_to_clear(keys, "app.example.com", true, &none, 1, now, out, 8), 0);
+    ptc_session_keys_free(keys);
+}
+
 static const ptc_test_case_t cases[] = {
     PTC_TEST(test_return_url_same_host_paths),
     PTC_TEST(test_return_url_open_redirects_refused),
@@ -372,6 +508,8 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_assertion_verifies_with_jwks),
     PTC_TEST(test_kid_is_hash_of_public_key),
     PTC_TEST(test_key_file),
+    PTC_TEST(test_login_cookie_name),
+    PTC_TEST(test_logins_to_clear),
 };
 
 int main(int argc, char **argv)

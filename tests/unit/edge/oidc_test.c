@@ -199,7 +199,8 @@ typedef struct env {
     bool is_silent_jwks_refetch; /* never answer the second JWKS request */
     const char *token_endpoint;  /* instead of <issuer>/token */
     bool omit_jwks_uri;
-    int groups_mode; /* 0: array, 1: one string, 2: a number, 3: absent */
+    int groups_mode;        /* 0: array, 1: one string, 2: a number, 3: absent */
+    json_t *email_verified; /* the token's email_verified (borrowed); NULL: absent */
     ptc_certgen_cert_t ca;
     ptc_certgen_cert_t leaf;
     ptc_tls_config_t *srv_tls; /* the server's (httpsrv borrows it) */
@@ -255,6 +256,9 @@ static char *id_token(env_t *e)
                                            : NULL;
     if (groups != NULL) {
         json_object_set_new(claims, "groups", groups);
+    }
+    if (e->email_verified != NULL) {
+        json_object_set(claims, "email_verified", e->email_verified);
     }
     char *tok = NULL;
     const test_key_t *k = &e->keys[e->sign_with];
@@ -822,6 +826,50 @@ static void test_groups_claim_forms(void)
     env_finish(&e);
 }
 
+/* email_verified: an email the provider says it did not verify is never part of the identity
+ * (so it cannot admit by assignment, reach a backend or ride in the session); true, "true"
+ * and absent keep it. */
+static void test_email_verified(void)
+{
+    env_t e;
+    env_start(&e, "client_secret_basic");
+    env_oidc(&e);
+    wait_ready(&e);
+    struct {
+        json_t *v; /* taken */
+        bool kept;
+    } cases[] = {
+        {NULL, true},
+        {json_true(), true},
+        {json_string("true"), true},
+        {json_false(), false},
+        {json_string("false"), false},
+        {json_null(), false},
+        {json_integer(1), false},
+        {json_string("yes"), false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        e.email_verified = cases[i].v;
+        exchange(&e, "nonce-1");
+        if (e.status != 0) {
+            ptc_test_fail(__FILE__, __LINE__, "case %zu: exchange failed: %s", i, e.reason);
+        }
+        /* The rest of the identity is there either way. */
+        CHECK_STREQ(e.id.sub, "user-1");
+        CHECK_STREQ(e.id.name, "Ada L");
+        CHECK_EQ(e.id.groups_cnt, 2);
+        if (cases[i].kept) {
+            CHECK_STREQ(e.id.email, "ada@example.com");
+        } else if (e.id.email != NULL) {
+            ptc_test_fail(__FILE__, __LINE__, "case %zu: an unverified email was kept: %s", i,
+                          e.id.email);
+        }
+        json_decref(cases[i].v);
+        e.email_verified = NULL;
+    }
+    env_finish(&e);
+}
+
 static void on_poll_jwks(uv_timer_t *t)
 {
     env_t *e = t->data;
@@ -959,6 +1007,7 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_https_provider_untrusted),
     PTC_TEST(test_discovery_endpoint_rules),
     PTC_TEST(test_groups_claim_forms),
+    PTC_TEST(test_email_verified),
     PTC_TEST(test_waiting_for_keys),
     PTC_TEST(test_bad_ca_file),
     PTC_TEST(test_no_providers),
