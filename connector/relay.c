@@ -619,6 +619,9 @@ void ptc_relay_tunnel_closed(ptc_tunnel_t *t)
 
 /* ---- the relay ---- */
 
+/* Idle keep-alive connections kept per backend origin. */
+#define RELAY_MAX_IDLE_PER_BACKEND 256
+
 int ptc_relay_new(const ptc_relay_opts_t *opts, ptc_relay_t **out)
 {
     *out = NULL;
@@ -629,9 +632,13 @@ int ptc_relay_new(const ptc_relay_opts_t *opts, ptc_relay_t **out)
     r->backend_tls = opts->backend_tls != NULL ? ptc_tls_config_ref(opts->backend_tls) : NULL;
     /* Response heads may be as large as a RESPONSE block may carry. Requests that validate
      * the backend use the shared configuration (backend_ca_file); the others get the
-     * client's own one that skips validation. */
+     * client's own one that skips validation. The pool keeps as many idle connections per
+     * backend as a busy tunnel keeps it busy with: with fewer, every burst of concurrent
+     * requests would close the surplus afterwards and connect again at the next one. Idle
+     * connections still close after the pool's idle time. */
     ptc_http_client_opts_t co = {
         .tls = r->backend_tls,
+        .max_idle_per_origin = RELAY_MAX_IDLE_PER_BACKEND,
         .limits = {.max_head_bytes = 65536, .max_headers = 256},
         .head_timeout_ms = r->backend_timeout_ms,
     };

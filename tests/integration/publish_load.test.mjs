@@ -124,6 +124,22 @@ test('a 1 GiB upload through the tunnel: intact, with flat memory (edge and conn
   reportAndCheckRss(t, 'upload', peak, dt, total);
 });
 
+test('rounds of 64 concurrent requests reuse the connector\'s 64 backend connections', async (t) => {
+  const { client, bk, host } = await siteWithApp('pool');
+  const N = 64;
+  const ROUNDS = 5;
+  for (let r = 0; r < ROUNDS; r++) {
+    // Each request holds its backend connection for 100 ms, so a round needs N at once.
+    const answers = await Promise.all(Array.from({ length: N }, (_, i) =>
+      client.request(host, `/_t/sleep?ms=100&r=${r}&i=${i}`, { timeoutMs: 20000 })));
+    assert.ok(answers.every((a) => a.status === 200), `round ${r}: all answered`);
+  }
+  t.diagnostic(`${ROUNDS} rounds of ${N} requests: ${bk.connectionsTotal} backend connections`);
+  // A pool that keeps fewer idle connections than the rounds use closes the rest after each
+  // round and opens them again: (ROUNDS - 1) * (N - kept) more.
+  assert.ok(bk.connectionsTotal <= N + 8, `the pool kept its connections: ${bk.connectionsTotal} opened for ${ROUNDS * N} requests`);
+});
+
 test('1,000 concurrent slow downloads on one tunnel; a fast request still answers', async (t) => {
   const { edge, client, conns: { a }, bk, host } = await siteWithApp('many', [{ name: 'a', tunnels: 1 }]);
   const N = 1000;

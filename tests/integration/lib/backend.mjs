@@ -163,6 +163,8 @@ export class TestBackend {
     this.scheme = tlsOpts ? 'https' : 'http';
     this.requests = [];
     this.sockets = new Set();
+    /** TCP connections accepted so far. */
+    this.connectionsTotal = 0;
     this.holds = [];
     this.released = false;
     this.slowReleased = false;
@@ -181,6 +183,7 @@ export class TestBackend {
     this.server.headersTimeout = 60000;
     this.server.keepAliveTimeout = 60000;
     this.server.on('connection', (s) => {
+      this.connectionsTotal++;
       s.setNoDelay(true);
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
