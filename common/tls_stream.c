@@ -9,6 +9,13 @@
  * deferred to the next loop iteration: starting the handshake, delivering plaintext that was
  * buffered while reading was stopped) and the shutdown deadline. timer_set() is the only
  * place that arms it (STYLE §5 rule 6).
+ *
+ * Data writes are corked until the loop's next idle phase, which runs before it polls again:
+ * everything written during one round of callbacks (a response head and its body, the frames
+ * of many streams on a tunnel) leaves in one write request, one system call, instead of one
+ * each. The write callbacks of the corked writes ride on that request. Once CORK_MAX bytes
+ * are corked they leave at once. Handshake flights, alerts, close_notify and close itself
+ * flush at once, corked data first.
  */
 #include "common/tls_stream.h"
 
@@ -24,6 +31,9 @@
 
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define DEFAULT_SHUTDOWN_TIMEOUT_MS 5000
+/* Corked plaintext beyond this leaves at once: a bulk transfer gains nothing from waiting
+ * (its records are full already) and would stop overlapping its reads with its writes. */
+#define CORK_MAX (32 * 1024)
 #define DEFAULT_HIGH_WATER (1024 * 1024)
 #define DEFAULT_LOW_WATER (256 * 1024)
 
@@ -41,9 +51,16 @@ typedef enum timer_use {
     TIMER_SHUTDOWN,
 } timer_use_t;
 
+/* A write callback waiting for its data to be handed to the kernel. */
+typedef struct pending_cb {
+    ptc_tls_stream_write_cb cb;
+    void *arg;
+} pending_cb_t;
+
 struct ptc_tls_stream {
     uv_tcp_t *tcp; /* owned; freed in its close callback */
     uv_timer_t timer;
+    uv_idle_t cork; /* active while corked data waits for the idle phase */
     uv_shutdown_t shutdown_req;
     ptc_tls_t *tls;
     state_t state;
@@ -54,6 +71,11 @@ struct ptc_tls_stream {
     bool socket_reading; /* uv_read_start is in effect */
     bool read_done;      /* the read callback reported the end */
     bool need_drain;     /* the backlog reached the high-water mark */
+    bool corked;         /* `cork` is started */
+    size_t corked_bytes; /* plaintext written since the last flush */
+    pending_cb_t *cbs;   /* callbacks of corked writes, in order */
+    size_t cbs_len;
+    size_t cbs_cap;
     uint64_t handshake_deadline;
     uint64_t shutdown_timeout_ms;
     ptc_tls_stream_handshake_cb on_handshake;
@@ -63,19 +85,21 @@ struct ptc_tls_stream {
     void *data;
 };
 
-/* A write request owns its chunks until its callback. */
+/* A write request owns its chunks and the callbacks of the writes it carries until its
+ * callback. */
 typedef struct write_req {
     uv_write_t req;
     ptc_tls_stream_t *s;
     ptc_chunk_t *chunks;
     size_t len;
-    ptc_tls_stream_write_cb cb;
-    void *arg;
+    pending_cb_t *cbs; /* owned */
+    size_t cbs_len;
     uv_buf_t bufs[];
 } write_req_t;
 
 static void drive(ptc_tls_stream_t *s);
 static void fail_handshake(ptc_tls_stream_t *s, int err);
+static int flush(ptc_tls_stream_t *s);
 
 /* The only place the state changes; every transition is checked (STYLE §6). */
 static void set_state(ptc_tls_stream_t *s, state_t next)
@@ -131,10 +155,11 @@ static void release(ptc_tls_stream_t *s)
         s->on_close(s);
     }
     ptc_tls_free(s->tls);
+    free(s->cbs);
     free(s);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     ptc_tls_stream_t *s = h->data;
     if (--s->open_handles == 0) {
@@ -160,7 +185,12 @@ void ptc_tls_stream_close(ptc_tls_stream_t *s)
     s->closing = true;
     s->timer_use = TIMER_NONE;
     s->socket_reading = false;
-    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    /* Corked data goes out first, as if it had been written at once; libuv cancels what
+     * the socket does not take now, and the callbacks run with UV_ECANCELED. */
+    (void)flush(s);
+    s->corked = false;
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->cork, on_handle_closed);
     uv_close((uv_handle_t *)s->tcp, on_tcp_closed);
 }
 
@@ -175,14 +205,16 @@ static void on_write(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
     ptc_tls_stream_t *s = w->s;
-    ptc_tls_stream_write_cb cb = w->cb;
-    void *arg = w->arg;
+    pending_cb_t *cbs = w->cbs;
+    size_t cbs_len = w->cbs_len;
     ptc_chunkq_written(ptc_tls_output(s->tls), w->len);
     ptc_chunk_free_list(w->chunks);
     free(w);
-    if (cb != NULL) {
-        cb(s, status, arg);
+    /* Every callback runs, even if one of them closes the stream (their contract). */
+    for (size_t i = 0; i < cbs_len; i++) {
+        cbs[i].cb(s, status, cbs[i].arg);
     }
+    free(cbs);
     /* STYLE §5 rule 4: during close this runs with UV_ECANCELED; nothing more to do. */
     if (s->closing) {
         return;
@@ -203,13 +235,23 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Sends everything the TLS layer queued as one write request. */
-static int flush(ptc_tls_stream_t *s, ptc_tls_stream_write_cb cb, void *arg)
+/* Sends everything the TLS layer queued as one write request, with the callbacks of the
+ * corked writes. If libuv refuses the request, those callbacks run now with its error. */
+static int flush(ptc_tls_stream_t *s)
 {
     ptc_chunkq_t *q = ptc_tls_output(s->tls);
     size_t len = 0;
     ptc_chunk_t *list = ptc_chunkq_detach(q, &len);
+    pending_cb_t *cbs = s->cbs;
+    size_t cbs_len = s->cbs_len;
+    s->corked_bytes = 0;
+    s->cbs = NULL;
+    s->cbs_len = 0;
+    s->cbs_cap = 0;
     if (list == NULL) {
+        /* Each corked write queued ciphertext, so no callback waits without data. */
+        assert(cbs_len == 0);
+        free(cbs);
         return 0;
     }
     size_t cnt = 0;
@@ -220,8 +262,8 @@ static int flush(ptc_tls_stream_t *s, ptc_tls_stream_write_cb cb, void *arg)
     w->s = s;
     w->chunks = list;
     w->len = len;
-    w->cb = cb;
-    w->arg = arg;
+    w->cbs = cbs;
+    w->cbs_len = cbs_len;
     unsigned nbufs = 0;
     for (ptc_chunk_t *c = list; c != NULL; c = c->next) {
         if (c->len > c->off) {
@@ -233,8 +275,32 @@ static int flush(ptc_tls_stream_t *s, ptc_tls_stream_write_cb cb, void *arg)
         ptc_chunkq_written(q, len);
         ptc_chunk_free_list(list);
         free(w);
+        for (size_t i = 0; i < cbs_len; i++) {
+            cbs[i].cb(s, rc, cbs[i].arg);
+        }
+        free(cbs);
     }
     return rc;
+}
+
+/* The idle phase after a round of callbacks: the corked data leaves in one request. */
+static void on_cork(uv_idle_t *h)
+{
+    ptc_tls_stream_t *s = h->data;
+    uv_idle_stop(h);
+    s->corked = false;
+    /* A refused request already told the callbacks; the read side sees the failure too. */
+    (void)flush(s);
+}
+
+static void cork(ptc_tls_stream_t *s)
+{
+    if (!s->corked) {
+        s->corked = true;
+        int rc = uv_idle_start(&s->cork, on_cork);
+        assert(rc == 0);
+        (void)rc;
+    }
 }
 
 int ptc_tls_stream_write(ptc_tls_stream_t *s, const void *p, size_t len, ptc_tls_stream_write_cb cb,
@@ -253,9 +319,22 @@ int ptc_tls_stream_write(ptc_tls_stream_t *s, const void *p, size_t len, ptc_tls
     if (rc != 0) {
         return rc;
     }
-    rc = flush(s, cb, arg);
-    if (rc != 0) {
-        return rc;
+    if (cb != NULL) {
+        if (s->cbs_len == s->cbs_cap) {
+            s->cbs_cap = s->cbs_cap != 0 ? s->cbs_cap * 2 : 4;
+            s->cbs = ptc_xrealloc(s->cbs, s->cbs_cap * sizeof(*s->cbs));
+        }
+        s->cbs[s->cbs_len++] = (pending_cb_t){cb, arg};
+    }
+    s->corked_bytes += len;
+    if (s->corked_bytes >= CORK_MAX) {
+        rc = flush(s);
+        if (rc != 0) {
+            /* The callbacks, this write's included, ran with the error. */
+            return 0;
+        }
+    } else {
+        cork(s);
     }
     if (ptc_chunkq_is_full(ptc_tls_output(s->tls))) {
         s->need_drain = true;
@@ -322,7 +401,7 @@ static void fail_handshake(ptc_tls_stream_t *s, int err)
     timer_set(s, TIMER_NONE, 0);
     socket_read_stop(s);
     /* Send the alert the TLS layer may have queued; the owner will close anyway. */
-    (void)flush(s, NULL, NULL);
+    (void)flush(s);
     s->on_handshake(s, err);
 }
 
@@ -331,7 +410,7 @@ static void end_reading(ptc_tls_stream_t *s, int status)
 {
     s->read_done = true;
     socket_read_stop(s);
-    (void)flush(s, NULL, NULL); /* a fatal alert, if the TLS layer queued one */
+    (void)flush(s); /* a fatal alert, if the TLS layer queued one */
     ptc_slice_t none = {NULL, 0};
     s->on_read(s, status, none);
 }
@@ -360,7 +439,7 @@ static void drive(ptc_tls_stream_t *s)
 {
     if (s->state == ST_HANDSHAKE) {
         int rc = ptc_tls_handshake(s->tls);
-        int wrc = flush(s, NULL, NULL);
+        int wrc = flush(s);
         if (rc == PTC_EINCOMPLETE && wrc == 0) {
             return;
         }
@@ -472,7 +551,7 @@ void ptc_tls_stream_shutdown(ptc_tls_stream_t *s)
     socket_read_stop(s);
     int rc = ptc_tls_close_notify(s->tls);
     if (rc == 0) {
-        rc = flush(s, NULL, NULL);
+        rc = flush(s);
     }
     if (rc == 0) {
         /* libuv runs the shutdown after the queued writes, close_notify included. */
@@ -552,12 +631,16 @@ int ptc_tls_stream_new(uv_tcp_t *tcp, ptc_tls_config_t *cfg, const ptc_tls_strea
     if (rc != 0) {
         goto fail;
     }
+    /* Cannot fail once the timer could be made (libuv only queues the handle). */
+    rc = uv_idle_init(tcp->loop, &s->cork);
+    assert(rc == 0);
     s->tls = tls;
     tls = NULL;
     s->tcp = tcp;
     tcp->data = s;
     s->timer.data = s;
-    s->open_handles = 2;
+    s->cork.data = s;
+    s->open_handles = 3;
     s->state = ST_HANDSHAKE;
     s->user_reading = true;
     s->shutdown_timeout_ms =

@@ -14,6 +14,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 typedef struct fx fx_t;
 typedef struct side side_t;
@@ -837,6 +838,62 @@ static void test_tls_after_clear_preface(void)
     fx_finish(&fx);
 }
 
+/* ---- corking ---- */
+
+#define CORK_SMALL 100
+#define CORK_BIG (40 * 1024)
+
+/* Bytes waiting in the kernel for the server to read. */
+static int server_unread(fx_t *fx)
+{
+    uv_os_fd_t fd;
+    CHECK_OK(uv_fileno((uv_handle_t *)ptc_tls_stream_tcp(fx->srv.s), &fd));
+    int n = -1;
+    CHECK_EQ(ioctl(fd, FIONREAD, &n), 0);
+    return n;
+}
+
+static void small_writes_then_a_big_one(side_t *sd)
+{
+    fx_t *fx = sd->fx;
+    CHECK_NOT_NULL(fx->srv.s);
+    CHECK_EQ(server_unread(fx), 0);
+    uint8_t *data = pattern(CORK_BIG);
+    /* Small writes wait for the end of this round of callbacks: nothing has left yet. */
+    for (int i = 0; i < 3; i++) {
+        write_or_fail(sd, data, CORK_SMALL);
+    }
+    CHECK_EQ(server_unread(fx), 0);
+    CHECK_EQ(sd->wr_ok, 0);
+    /* Past the cork's limit everything leaves at once, the small writes first. */
+    write_or_fail(sd, data, CORK_BIG);
+    CHECK_GT(server_unread(fx), 3 * CORK_SMALL + CORK_BIG);
+    free(data);
+}
+
+static void test_small_writes_leave_together(void)
+{
+    fx_t fx;
+    fx_init(&fx);
+    fx.streams = 2;
+    fx.srv.expect = 3 * CORK_SMALL + CORK_BIG;
+    fx.cli.established = small_writes_then_a_big_one;
+    fx_connect(&fx);
+    ptc_test_loop_run(&fx.loop, 5000, "corked writes");
+    CHECK_EQ(fx.srv.rx.len, 3 * CORK_SMALL + CORK_BIG);
+    uint8_t *want = pattern(CORK_BIG);
+    const uint8_t *got = ptc_buf_data(&fx.srv.rx);
+    for (int i = 0; i < 3; i++) {
+        CHECK_MEMEQ(got + i * CORK_SMALL, want, CORK_SMALL);
+    }
+    CHECK_MEMEQ(got + 3 * CORK_SMALL, want, CORK_BIG);
+    free(want);
+    CHECK_EQ(fx.cli.wr_ok, 4);
+    CHECK_EQ(fx.cli.close_cnt, 1);
+    CHECK_EQ(fx.srv.close_cnt, 1);
+    fx_finish(&fx);
+}
+
 static void test_new_rejects_bad_options(void)
 {
     fx_t fx;
@@ -866,6 +923,7 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_close_with_writes_pending),
     PTC_TEST(test_back_pressure),
     PTC_TEST(test_tls_after_clear_preface),
+    PTC_TEST(test_small_writes_leave_together),
     PTC_TEST(test_new_rejects_bad_options),
 };
 
