@@ -10,12 +10,14 @@
  * buffered while reading was stopped) and the shutdown deadline. timer_set() is the only
  * place that arms it (STYLE §5 rule 6).
  *
- * Data writes are corked until the loop's next idle phase, which runs before it polls again:
- * everything written during one round of callbacks (a response head and its body, the frames
- * of many streams on a tunnel) leaves in one write request, one system call, instead of one
- * each. The write callbacks of the corked writes ride on that request. Once CORK_MAX bytes
- * are corked they leave at once. Handshake flights, alerts, close_notify and close itself
- * flush at once, corked data first.
+ * Data writes are corked until the end of the current round of callbacks: everything written
+ * during it (a response head and its body, the frames of many streams on a tunnel) leaves in
+ * one write request, one system call, instead of one each. A check handle flushes right
+ * after the I/O callbacks of the poll phase, so their writes complete in the same order as
+ * uncorked ones would; an idle handle flushes writes made before the poll (timers) and keeps
+ * the poll from blocking while they wait. The write callbacks of the corked writes ride on
+ * that request. Once CORK_MAX bytes are corked they leave at once. Handshake flights,
+ * alerts, close_notify and close itself flush at once, corked data first.
  */
 #include "common/tls_stream.h"
 
@@ -60,7 +62,8 @@ typedef struct pending_cb {
 struct ptc_tls_stream {
     uv_tcp_t *tcp; /* owned; freed in its close callback */
     uv_timer_t timer;
-    uv_idle_t cork; /* active while corked data waits for the idle phase */
+    uv_idle_t cork_idle;   /* active while corked data waits (flushes before the poll) */
+    uv_check_t cork_check; /* active while corked data waits (flushes after the poll) */
     uv_shutdown_t shutdown_req;
     ptc_tls_t *tls;
     state_t state;
@@ -71,7 +74,7 @@ struct ptc_tls_stream {
     bool socket_reading; /* uv_read_start is in effect */
     bool read_done;      /* the read callback reported the end */
     bool need_drain;     /* the backlog reached the high-water mark */
-    bool corked;         /* `cork` is started */
+    bool corked;         /* the cork handles are started */
     size_t corked_bytes; /* plaintext written since the last flush */
     pending_cb_t *cbs;   /* callbacks of corked writes, in order */
     size_t cbs_len;
@@ -190,7 +193,8 @@ void ptc_tls_stream_close(ptc_tls_stream_t *s)
     (void)flush(s);
     s->corked = false;
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&s->cork, on_handle_closed);
+    uv_close((uv_handle_t *)&s->cork_idle, on_handle_closed);
+    uv_close((uv_handle_t *)&s->cork_check, on_handle_closed);
     uv_close((uv_handle_t *)s->tcp, on_tcp_closed);
 }
 
@@ -283,21 +287,33 @@ static int flush(ptc_tls_stream_t *s)
     return rc;
 }
 
-/* The idle phase after a round of callbacks: the corked data leaves in one request. */
-static void on_cork(uv_idle_t *h)
+/* The end of a round of callbacks: the corked data leaves in one request. */
+static void uncork(ptc_tls_stream_t *s)
 {
-    ptc_tls_stream_t *s = h->data;
-    uv_idle_stop(h);
+    uv_idle_stop(&s->cork_idle);
+    uv_check_stop(&s->cork_check);
     s->corked = false;
     /* A refused request already told the callbacks; the read side sees the failure too. */
     (void)flush(s);
+}
+
+static void on_cork_idle(uv_idle_t *h)
+{
+    uncork(h->data);
+}
+
+static void on_cork_check(uv_check_t *h)
+{
+    uncork(h->data);
 }
 
 static void cork(ptc_tls_stream_t *s)
 {
     if (!s->corked) {
         s->corked = true;
-        int rc = uv_idle_start(&s->cork, on_cork);
+        int rc = uv_idle_start(&s->cork_idle, on_cork_idle);
+        assert(rc == 0);
+        rc = uv_check_start(&s->cork_check, on_cork_check);
         assert(rc == 0);
         (void)rc;
     }
@@ -632,15 +648,18 @@ int ptc_tls_stream_new(uv_tcp_t *tcp, ptc_tls_config_t *cfg, const ptc_tls_strea
         goto fail;
     }
     /* Cannot fail once the timer could be made (libuv only queues the handle). */
-    rc = uv_idle_init(tcp->loop, &s->cork);
+    rc = uv_idle_init(tcp->loop, &s->cork_idle);
+    assert(rc == 0);
+    rc = uv_check_init(tcp->loop, &s->cork_check);
     assert(rc == 0);
     s->tls = tls;
     tls = NULL;
     s->tcp = tcp;
     tcp->data = s;
     s->timer.data = s;
-    s->cork.data = s;
-    s->open_handles = 3;
+    s->cork_idle.data = s;
+    s->cork_check.data = s;
+    s->open_handles = 4;
     s->state = ST_HANDSHAKE;
     s->user_reading = true;
     s->shutdown_timeout_ms =
