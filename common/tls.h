@@ -12,9 +12,10 @@
  * holds the trusted CAs (a file, PEM in memory, or the system bundle), the ALPN offer, an
  * optional public-key pin, or the choice to skip validation.
  *
- * Policy: TLS 1.2 and above; ECDHE with AES-GCM or ChaCha20-Poly1305 only (ECDSA and RSA
- * certificates); curves x25519, secp256r1, secp384r1 in that order; no renegotiation;
- * session tickets on the server (mbedtls_ssl_ticket, keys rotated by lifetime).
+ * Policy: TLS 1.2 and above; ECDHE with ChaCha20-Poly1305 (preferred; computed by
+ * libsodium, see common/tls_aead.h) or AES-GCM only (ECDSA and RSA certificates); curves
+ * x25519, secp256r1, secp384r1 in that order; no renegotiation; session tickets on the
+ * server (mbedtls_ssl_ticket, keys rotated by lifetime).
  *
  * Memory: mbedTLS allocates an input and an output record buffer (about 16.7 KiB each) per
  * connection; this module adds only small bookkeeping (the ciphertext input buffer is
