@@ -170,6 +170,14 @@ ptc_http_parser_t *ptc_http_parser_new(ptc_http_kind_t kind, const ptc_http_limi
 void ptc_http_parser_free(ptc_http_parser_t *p);
 
 /**
+ * Between messages (the last one ended and no byte of the next was fed), releases the head
+ * storage, which the next message allocates again: an idle keep-alive connection then holds
+ * only the parser itself. The last message's head must no longer be used. Does nothing while
+ * a message is in progress.
+ */
+void ptc_http_parser_trim(ptc_http_parser_t *p);
+
+/**
  * Parses input and returns at most one event. Returns how many bytes of data[0..len) were
  * consumed (>= 0) and fills *ev; the caller advances by that count and calls again with the
  * rest (even when nothing is left) until the event is PTC_HTTP_EV_NONE, then waits for more

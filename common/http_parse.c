@@ -269,6 +269,23 @@ void ptc_http_parser_free(ptc_http_parser_t *p)
     free(p);
 }
 
+static void start_message(ptc_http_parser_t *p);
+
+void ptc_http_parser_trim(ptc_http_parser_t *p)
+{
+    if (!p->msg_fresh) {
+        return;
+    }
+    start_message(p);
+    p->msg_fresh = true;
+    free(p->store);
+    p->store = NULL;
+    p->store_cap = 0;
+    free(p->hdrs);
+    p->hdrs = NULL;
+    p->hdr_cap = 0;
+}
+
 const ptc_http_error_t *ptc_http_parser_error(const ptc_http_parser_t *p)
 {
     return p->state == ST_DEAD ? &p->err : NULL;

@@ -371,6 +371,13 @@ static void arm_timer(httpd_conn_t *c)
         timer_set(c, T_HEAD, remaining(now, c->head_start, lim->http_head_timeout_ms));
     } else {
         timer_set(c, T_IDLE, remaining(now, c->last_progress, lim->http_idle_timeout_ms));
+        /* Idle keep-alive: nothing buffered, no request. The parser's head storage, the
+         * input and the response-framing buffers are made again by the next request. */
+        if (c->parser != NULL) {
+            ptc_http_parser_trim(c->parser);
+        }
+        ptc_buf_dispose(&c->in);
+        ptc_buf_dispose(&c->scratch);
     }
 }
 
