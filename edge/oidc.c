@@ -399,25 +399,40 @@ static void provider_failed(ptc_oidc_provider_t *p, const char *stage, int err, 
     notify_waiters(p);
 }
 
-static void on_jwks(fetch_t *f, int err, const char *reason)
+/*
+ * The common start of a fetch's callback: false (the fetch's body wiped, the provider told of
+ * the failure where there is one) unless it answered 200 while the RP is open. `stage` names
+ * the fetch in the log, `what` the URL in the reason.
+ */
+static bool fetch_answered(ptc_oidc_provider_t *p, fetch_t *f, int err, const char *reason,
+                           const char *stage, const char *what)
 {
-    ptc_oidc_provider_t *p = f->owner;
     p->fetching = FETCH_NONE;
     if (p->o->closing) {
         sb_wipe(&f->body);
+        return false;
+    }
+    if (err != 0) {
+        provider_failed(p, stage, err, reason);
+        return false;
+    }
+    if (f->status != 200) {
+        char why[REASON_CAP];
+        snprintf(why, sizeof(why), "%s answered HTTP %d", what, f->status);
+        sb_wipe(&f->body);
+        provider_failed(p, stage, PTC_EPROTO, why);
+        return false;
+    }
+    return true;
+}
+
+static void on_jwks(fetch_t *f, int err, const char *reason)
+{
+    ptc_oidc_provider_t *p = f->owner;
+    if (!fetch_answered(p, f, err, reason, "jwks", "jwks_uri")) {
         return;
     }
     char why[REASON_CAP];
-    if (err != 0) {
-        provider_failed(p, "jwks", err, reason);
-        return;
-    }
-    if (f->status != 200) {
-        snprintf(why, sizeof(why), "jwks_uri answered HTTP %d", f->status);
-        sb_wipe(&f->body);
-        provider_failed(p, "jwks", PTC_EPROTO, why);
-        return;
-    }
     ptc_jwks_t *set = NULL;
     char jerr[160] = "";
     int rc = ptc_jwks_parse(f->body.p, f->body.len, &set, jerr, sizeof(jerr));
@@ -452,22 +467,10 @@ static char *doc_string(const json_t *doc, const char *key)
 static void on_discovery(fetch_t *f, int err, const char *reason)
 {
     ptc_oidc_provider_t *p = f->owner;
-    p->fetching = FETCH_NONE;
-    if (p->o->closing) {
-        sb_wipe(&f->body);
+    if (!fetch_answered(p, f, err, reason, "discovery", "discovery")) {
         return;
     }
     char why[REASON_CAP];
-    if (err != 0) {
-        provider_failed(p, "discovery", err, reason);
-        return;
-    }
-    if (f->status != 200) {
-        snprintf(why, sizeof(why), "discovery answered HTTP %d", f->status);
-        sb_wipe(&f->body);
-        provider_failed(p, "discovery", PTC_EPROTO, why);
-        return;
-    }
     json_error_t jerr;
     json_t *doc = json_loadb(f->body.p, f->body.len, JSON_REJECT_DUPLICATES, &jerr);
     sb_wipe(&f->body);
