@@ -814,7 +814,7 @@ r_or_empty() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if
     "-" "-" "≤40 KiB: $(check "${R[portico|idle_kib]:-}" le 40)"
   row "${R[portico|tunnels_n]:-N} tunnels: edge RSS, MiB" "-" "-" "-" "-" \
     "$(fmt "${R[portico|tunnels_mib]:-}" 1)" "-" "-" "-" \
-    "≤64 MiB for 1,000 connectors: $(if [ "${R[portico|tunnels_n]:-0}" -ge 1000 ]; then
+    "≤64 MiB for 1,000 connectors, here one tunnel each: $(if [ "${R[portico|tunnels_n]:-0}" -ge 1000 ]; then
       check "${R[portico|tunnels_mib]:-}" le 64; else echo "n/a (fewer than 1,000)"; fi)"
   row "  edge RSS per tunnel, KiB" "-" "-" "-" "-" "$(fmt "${R[portico|tunnel_kib]:-}" 1)" "-" "-" "-" ""
   row "cost at ${curve_last:-N} streams / cheapest" "-" "-" "-" "-" "${curve_growth:+${curve_growth}x}" \
