@@ -18,6 +18,7 @@
  * helpers it uses live in http_write.c.
  */
 #include "common/http.h"
+#include "common/url.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -71,20 +72,6 @@ static const char R_NOMEM[] = "out of memory";
 static bool is_ows(uint8_t c)
 {
     return c == ' ' || c == '\t';
-}
-
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 /* ---- parser state ---- */
@@ -1184,7 +1171,7 @@ static size_t chunk_scan(chunk_scan_t *cs, size_t max_trailer, const uint8_t *da
         switch (st) {
         case CS_SIZE0:
         case CS_SIZE: {
-            int v = hex_value(c);
+            int v = ptc_url_hex_value(c);
             if (v >= 0) {
                 if (cs->size > (UINT64_MAX >> 4)) {
                     bad = R_BAD_CHUNK_SIZE;

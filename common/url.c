@@ -34,7 +34,7 @@ static bool is_digit(unsigned char c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_value(unsigned char c)
+int ptc_url_hex_value(int c)
 {
     if (is_digit(c)) {
         return c - '0';
@@ -149,8 +149,8 @@ static bool pct_decode(char *s)
             *w++ = *r;
             continue;
         }
-        int hi = hex_value((unsigned char)r[1]);
-        int lo = hi < 0 ? -1 : hex_value((unsigned char)r[2]);
+        int hi = ptc_url_hex_value((unsigned char)r[1]);
+        int lo = hi < 0 ? -1 : ptc_url_hex_value((unsigned char)r[2]);
         if (lo < 0 || (hi == 0 && lo == 0)) {
             return false;
         }
@@ -493,8 +493,8 @@ int ptc_url_normalize_target(const char *target, size_t len, char **out, size_t 
             return PTC_EFORMAT;
         }
         if (c == '%') {
-            int hi = i + 2 < plen ? hex_value((unsigned char)target[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value((unsigned char)target[i + 2]) : -1;
+            int hi = i + 2 < plen ? ptc_url_hex_value((unsigned char)target[i + 1]) : -1;
+            int lo = hi >= 0 ? ptc_url_hex_value((unsigned char)target[i + 2]) : -1;
             if (lo < 0 || (hi == 0 && lo == 0)) {
                 free(buf);
                 return PTC_EFORMAT;

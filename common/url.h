@@ -137,4 +137,7 @@ PTC_MUST_CHECK int ptc_url_normalize_target(const char *target, size_t len, char
  */
 bool ptc_url_path_under(const char *path, size_t path_len, const char *prefix);
 
+/** The value of a hex digit (either case), or -1 for any other character. */
+int ptc_url_hex_value(int c);
+
 #endif

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/keys.h"
+#include "common/url.h"
 #include "edge/diag.h"
 
 #define MSG_CAP 512
@@ -695,20 +696,6 @@ static const action_route_t action_routes[] = {
     {"apps", "test", "POST", app_test, "app", "POST"},
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /*
  * Percent-decodes p[0..len) into out (PTC_ADMIN_ID_MAX + 1 bytes). Returns 0, or 400 with a
  * message for a bad escape, a NUL byte or a segment that is too long.
@@ -723,8 +710,8 @@ static int decode_segment(ptc_admin_req_t *req, const char *p, size_t len, char 
                 reply_error(req, 400, "path: invalid percent-encoding");
                 return 400;
             }
-            int h = hexval(p[i + 1]);
-            int l = hexval(p[i + 2]);
+            int h = ptc_url_hex_value((unsigned char)p[i + 1]);
+            int l = ptc_url_hex_value((unsigned char)p[i + 2]);
             if (h < 0 || l < 0) {
                 reply_error(req, 400, "path: invalid percent-encoding");
                 return 400;
