@@ -204,20 +204,6 @@ json_t *ptc_auth_jwks(const ptc_auth_key_t *key)
 
 /* ---- pure helpers ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 bool ptc_auth_return_url_is_safe(const char *url, size_t len)
 {
     if (len == 0 || len > RETURN_URL_MAX || url[0] != '/') {
@@ -245,8 +231,8 @@ bool ptc_auth_return_url_is_safe(const char *url, size_t len)
         if (i + 2 >= len) {
             return false;
         }
-        int hi = hexval(url[i + 1]);
-        int lo = hexval(url[i + 2]);
+        int hi = ptc_url_hex_value((unsigned char)url[i + 1]);
+        int lo = ptc_url_hex_value((unsigned char)url[i + 2]);
         if (hi < 0 || lo < 0) {
             return false;
         }
@@ -994,8 +980,8 @@ static char *query_param(ptc_slice_t query, const char *name)
         bool bad = false;
         for (size_t i = 0; i < vl; i++) {
             if (v[i] == '%') {
-                int hi = i + 2 < vl ? hexval((char)v[i + 1]) : -1;
-                int lo = i + 2 < vl ? hexval((char)v[i + 2]) : -1;
+                int hi = i + 2 < vl ? ptc_url_hex_value(v[i + 1]) : -1;
+                int lo = i + 2 < vl ? ptc_url_hex_value(v[i + 2]) : -1;
                 if (hi < 0 || lo < 0) {
                     bad = true;
                     break;
@@ -1388,23 +1374,33 @@ static bool is_edge_path(const char *path)
 
 /* ---- the gate ---- */
 
+/* Answers a request whose path is unusable (400) or one of the edge's own sign-in paths; true
+ * when it did, false when the request is for the site itself. */
+static bool answered_edge_path(ptc_edge_t *edge, ptc_httpd_req_t *req, const site_t *site,
+                               const char *id)
+{
+    char *path = normalized_path(req);
+    if (path == NULL) {
+        page(req, site, id, PTC_PAGE_BAD_REQUEST, NULL, false, NULL);
+        return true;
+    }
+    bool edge_path = is_edge_path(path);
+    if (edge_path) {
+        serve_edge_path(edge, req, site, id, path);
+    }
+    free(path);
+    return edge_path;
+}
+
 int ptc_auth_gate(ptc_edge_t *edge, ptc_httpd_req_t *req, const ptc_app_t *app, const char *id,
                   ptc_session_t *ident)
 {
     memset(ident, 0, sizeof(*ident));
     site_t site;
     site_for_app(&site, req, app);
-    char *path = normalized_path(req);
-    if (path == NULL) {
-        page(req, &site, id, PTC_PAGE_BAD_REQUEST, NULL, false, NULL);
+    if (answered_edge_path(edge, req, &site, id)) {
         return 0;
     }
-    if (is_edge_path(path)) {
-        serve_edge_path(edge, req, &site, id, path);
-        free(path);
-        return 0;
-    }
-    free(path);
     ptc_oidc_provider_t *p = site_provider(edge, app->idp);
     if (p == NULL || edge->session_keys == NULL) {
         /* No such provider in edge.json (or none at all): nobody can sign in to this app, and
@@ -1447,17 +1443,9 @@ int ptc_auth_edge_host(ptc_edge_t *edge, ptc_httpd_req_t *req, const char *id, p
     memset(ident, 0, sizeof(*ident));
     site_t site;
     site_for_edge(&site, edge, req);
-    char *path = normalized_path(req);
-    if (path == NULL) {
-        page(req, &site, id, PTC_PAGE_BAD_REQUEST, NULL, false, NULL);
+    if (answered_edge_path(edge, req, &site, id)) {
         return 0;
     }
-    if (is_edge_path(path)) {
-        serve_edge_path(edge, req, &site, id, path);
-        free(path);
-        return 0;
-    }
-    free(path);
     ptc_session_t s;
     if (site_session(edge, req, &site, &s) == 0) {
         *ident = s;
