@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_internal.h>
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
@@ -757,9 +759,22 @@ struct ptc_tls {
     uint8_t ip[16];             /* client: the IP literal being verified */
     size_t ip_len;
     uint8_t peer_hash[PTC_TLS_SHA256_LEN];
+    /* How far into mbedTLS's record buffers bytes were written since they were last
+     * released (ptc_tls_release_idle): the end offsets in in_buf and out_buf. */
+    size_t in_touched;
+    size_t out_touched;
 };
 
 _Static_assert(offsetof(struct ptc_tls, ssl) == 0, "ssl must come first");
+
+/* Notes that buf[0..end) may hold data (end is an offset into the record buffer). */
+static void touched(size_t *mark, const unsigned char *buf, const unsigned char *p, size_t len)
+{
+    size_t end = (size_t)(p - buf) + len;
+    if (end > *mark) {
+        *mark = end;
+    }
+}
 
 static int bio_send(void *arg, const unsigned char *p, size_t len)
 {
@@ -772,6 +787,7 @@ static int bio_send(void *arg, const unsigned char *p, size_t len)
     }
     memcpy(dst, p, len);
     ptc_chunkq_commit(&t->out, len);
+    touched(&t->out_touched, t->ssl.out_buf, p, len);
     return (int)len;
 }
 
@@ -784,6 +800,7 @@ static int bio_recv(void *arg, unsigned char *p, size_t len)
     size_t n = len < t->in.len ? len : t->in.len;
     memcpy(p, ptc_buf_data(&t->in), n);
     ptc_buf_consume(&t->in, n);
+    touched(&t->in_touched, t->ssl.in_buf, p, n);
     return (int)n;
 }
 
@@ -940,6 +957,9 @@ int ptc_tls_new(ptc_tls_config_t *cfg, const char *server_name, ptc_tls_t **out)
         goto fail;
     }
     mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+    /* calloc may have written every byte of both record buffers. */
+    t->in_touched = MBEDTLS_SSL_IN_BUFFER_LEN;
+    t->out_touched = MBEDTLS_SSL_OUT_BUFFER_LEN;
     if (!cfg->is_server) {
         mbedtls_ssl_set_verify(&t->ssl, on_verify, t);
         if (server_name != NULL) {
@@ -1112,6 +1132,45 @@ int ptc_tls_close_notify(ptc_tls_t *t)
         return fail(t, ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ? PTC_ENOMEM : PTC_ETLS, ret);
     }
     return 0;
+}
+
+/*
+ * Returns the whole pages of buf[keep..touched) to the kernel; they read back as zeros. The
+ * buffer stays allocated at the same address: mbedTLS never learns of it. Returns the bytes
+ * released.
+ */
+static size_t release_pages(unsigned char *buf, size_t *touched_end, size_t keep)
+{
+    if (*touched_end <= keep) {
+        return 0;
+    }
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)buf + keep + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)buf + *touched_end) & ~(page - 1);
+    *touched_end = keep;
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+        return 0;
+    }
+    return hi - lo;
+}
+
+size_t ptc_tls_release_idle(ptc_tls_t *t)
+{
+    /* Only between records: no partial record, unread plaintext, pending message or
+     * unsent bytes. The last handshake message (Finished) stays "current" until the next
+     * record, but it was processed and its bytes are never read again. The first bytes of
+     * each buffer hold the record sequence numbers (TLS keeps them in front of the record
+     * header) and stay, with room for small records. */
+    const mbedtls_ssl_context *ssl = &t->ssl;
+    bool msg_done =
+        ssl->in_msglen == 0 || (ssl->in_msgtype == MBEDTLS_SSL_MSG_HANDSHAKE &&
+                                ssl->in_hslen >= ssl->in_msglen && ssl->in_offt == NULL);
+    if (!t->established || t->err != 0 || ssl->in_left != 0 || !msg_done || ssl->out_left != 0 ||
+        ssl->in_buf == NULL || ssl->out_buf == NULL) {
+        return 0;
+    }
+    return release_pages(ssl->in_buf, &t->in_touched, PTC_TLS_IDLE_KEEP) +
+           release_pages(ssl->out_buf, &t->out_touched, PTC_TLS_IDLE_KEEP);
 }
 
 bool ptc_tls_has_pending(const ptc_tls_t *t)

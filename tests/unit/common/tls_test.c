@@ -11,7 +11,12 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <uv.h>
+
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_internal.h>
 
 static const char *const server_alpn[] = {"portico/1", "http/1.1", NULL};
 
@@ -794,6 +799,117 @@ static void test_partial_records_wait_for_more_input(void)
     pki_dispose(&p);
 }
 
+/* Resident pages among the whole pages of buf[PTC_TLS_IDLE_KEEP..len); *whole gets their count. */
+static size_t resident_pages(const unsigned char *buf, size_t len, size_t *whole)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)buf + PTC_TLS_IDLE_KEEP + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)buf + len) & ~(page - 1);
+    *whole = hi > lo ? (hi - lo) / page : 0;
+    unsigned char vec[16] = {0};
+    CHECK_LE(*whole, sizeof(vec));
+    if (*whole == 0) {
+        return 0;
+    }
+    CHECK_EQ(mincore((void *)lo, hi - lo, vec), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < *whole; i++) {
+        n += vec[i] & 1;
+    }
+    return n;
+}
+
+/* The connection's mbedTLS context is its first member (common/tls.c asserts it). */
+static size_t resident(ptc_tls_t *t, size_t *whole)
+{
+    const mbedtls_ssl_context *ssl = (const mbedtls_ssl_context *)t;
+    size_t w_in;
+    size_t w_out;
+    size_t n = resident_pages(ssl->in_buf, MBEDTLS_SSL_IN_BUFFER_LEN, &w_in) +
+               resident_pages(ssl->out_buf, MBEDTLS_SSL_OUT_BUFFER_LEN, &w_out);
+    *whole = w_in + w_out;
+    return n;
+}
+
+static void test_idle_release_returns_record_buffer_pages(void)
+{
+    pki_t p;
+    pki_init(&p);
+    ptc_tls_config_t *scfg = server_config_for(&p.leaf);
+    ptc_tls_client_opts_t co = {0};
+    ptc_tls_config_t *ccfg = client_config(&co, &p.ca);
+    ptc_tls_t *c = conn(ccfg, "edge.example.com");
+    ptc_tls_t *s = conn(scfg, NULL);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    CHECK_EQ(ptc_tls_release_idle(c), 0); /* before the handshake */
+    handshake_ok(c, s);
+    /* Right after it: a connection opened ahead of its first request. */
+    CHECK_GT(ptc_tls_release_idle(s), 0);
+    CHECK_GT(ptc_tls_release_idle(c), 0);
+
+    size_t len = 256 * 1024;
+    uint8_t *data = malloc(len);
+    for (size_t i = 0; i < len; i++) {
+        data[i] = (uint8_t)(i * 13 + (i >> 10));
+    }
+    transfer(c, s, data, len, len);
+    transfer(s, c, data, len, len);
+    ptc_tls_t *sides[2] = {c, s};
+    for (int i = 0; i < 2; i++) {
+        size_t whole;
+        CHECK_EQ(resident(sides[i], &whole), whole);
+        /* At least two whole 4 KiB pages past the kept bytes of each 16.7 KiB buffer. */
+        CHECK_GE(whole * page, 2 * 2 * 4096);
+        CHECK_EQ(ptc_tls_release_idle(sides[i]), whole * page);
+        CHECK_EQ(resident(sides[i], &whole), 0);
+        CHECK_EQ(ptc_tls_release_idle(sides[i]), 0); /* nothing touched since */
+    }
+
+    /* Small records live in the kept pages: nothing comes back, nothing to release. */
+    transfer(c, s, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18, 18);
+    transfer(s, c, data, 1500, 1500);
+    size_t whole;
+    CHECK_EQ(resident(c, &whole), 0);
+    CHECK_EQ(resident(s, &whole), 0);
+    CHECK_EQ(ptc_tls_release_idle(c), 0);
+
+    /* Full records again: the sequence numbers survived (the peer would reject a record
+     * under a wrong one), and the pages are released again. */
+    transfer(c, s, data, len, 16384);
+    transfer(s, c, data, len, 1000);
+    CHECK_GT(ptc_tls_release_idle(s), 0);
+    CHECK_GT(ptc_tls_release_idle(c), 0);
+
+    /* Unread plaintext or a partial record: nothing is released. */
+    CHECK_OK(ptc_tls_write(c, data, 10000));
+    move(c, s);
+    uint8_t buf[16384];
+    CHECK_EQ(ptc_tls_read(s, buf, 100), 100);
+    CHECK_EQ(ptc_tls_release_idle(s), 0);
+    CHECK_EQ(ptc_tls_read(s, buf + 100, sizeof(buf) - 100), 9900);
+    CHECK_MEMEQ(buf, data, 10000);
+    CHECK_GT(ptc_tls_release_idle(s), 0);
+    CHECK_OK(ptc_tls_write(c, data, 12000));
+    ptc_chunkq_t *q = ptc_tls_output(c);
+    ptc_slice_t sl[4];
+    CHECK_EQ(ptc_chunkq_peek(q, sl, 4), 1);
+    ptc_buf_append(ptc_tls_input(s), sl[0].ptr, sl[0].len - 100);
+    CHECK_EQ(ptc_tls_read(s, buf, sizeof(buf)), PTC_EINCOMPLETE);
+    CHECK_EQ(ptc_tls_release_idle(s), 0);
+    ptc_buf_append(ptc_tls_input(s), sl[0].ptr + sl[0].len - 100, 100);
+    ptc_chunkq_consume(q, sl[0].len);
+    CHECK_EQ(ptc_tls_read(s, buf, sizeof(buf)), 12000);
+    CHECK_MEMEQ(buf, data, 12000);
+    CHECK_GT(ptc_tls_release_idle(s), 0);
+
+    free(data);
+    ptc_tls_free(c);
+    ptc_tls_free(s);
+    ptc_tls_config_unref(ccfg);
+    ptc_tls_config_unref(scfg);
+    pki_dispose(&p);
+}
+
 static void test_close_notify(void)
 {
     pki_t p;
@@ -954,6 +1070,7 @@ static const ptc_test_case_t cases[] = {
     PTC_TEST(test_rsa_certificate),
     PTC_TEST(test_data_both_ways_and_large_records),
     PTC_TEST(test_partial_records_wait_for_more_input),
+    PTC_TEST(test_idle_release_returns_record_buffer_pages),
     PTC_TEST(test_close_notify),
     PTC_TEST(test_garbage_instead_of_client_hello),
     PTC_TEST(test_tampered_record_is_an_error),
