@@ -20,6 +20,9 @@
 /* Buffers above this are released when they become empty (a burst should not pin memory). */
 #define SHRINK_ABOVE (256u * 1024u)
 
+/* The stream table's first size (a power of two). */
+#define MUX_FIRST_SLOTS 16u
+
 /* ---- small helpers ---- */
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -620,7 +623,7 @@ ptc_mux_t *ptc_mux_new(ptc_mux_role_t role, const ptc_mux_limits_t *local, uint6
     mux->last_recv_ms = now_ms;
     mux->last_ping_ms = now_ms;
     mux->now_ms = now_ms;
-    mux->slot_cap = 16;
+    mux->slot_cap = MUX_FIRST_SLOTS;
     mux->slots = calloc(mux->slot_cap, sizeof(*mux->slots));
     mux->fields_cap = 32;
     mux->fields = malloc(mux->fields_cap * sizeof(*mux->fields));
@@ -753,6 +756,39 @@ static int append_input(ptc_mux_t *mux, const uint8_t *p, size_t len)
         mux->in_len += len;
     }
     return 0;
+}
+
+void ptc_mux_trim(ptc_mux_t *mux)
+{
+    if (mux->ev_head == mux->ev_cnt) {
+        compact_input(mux);
+        if (mux->in_len == 0) {
+            free(mux->in_buf);
+            mux->in_buf = NULL;
+            mux->in_cap = 0;
+        }
+        free(mux->evq);
+        mux->evq = NULL;
+        mux->ev_cap = 0;
+        mux->ev_head = 0;
+        mux->ev_cnt = 0;
+    }
+    /* A table grown by a burst of streams goes back to its first size once empty. */
+    if (mux->slot_cnt == 0 && mux->slot_cap > MUX_FIRST_SLOTS) {
+        struct ptc_mux_stream **slots = calloc(MUX_FIRST_SLOTS, sizeof(*slots));
+        if (slots != NULL) {
+            free(mux->slots);
+            mux->slots = slots;
+            mux->slot_cap = MUX_FIRST_SLOTS;
+        }
+    }
+    if (mux->out_len == 0) {
+        free(mux->out_buf);
+        mux->out_buf = NULL;
+        mux->out_cap = 0;
+        mux->out_off = 0;
+        mux->out_frame = 0;
+    }
 }
 
 int ptc_mux_feed(ptc_mux_t *mux, const uint8_t *p, size_t len, uint64_t now_ms)
@@ -1283,4 +1319,6 @@ void ptc_mux_stats(const ptc_mux_t *mux, ptc_mux_stats_t *out)
 {
     *out = mux->stats;
     out->streams_open = mux->n_open;
+    out->heap_bytes = mux->in_cap + mux->out_cap + mux->ev_cap * sizeof(*mux->evq) +
+                      mux->slot_cap * sizeof(*mux->slots) + mux->fields_cap * sizeof(*mux->fields);
 }

@@ -392,6 +392,14 @@ int ptc_mux_tick(ptc_mux_t *mux, uint64_t now_ms);
 /** When ptc_mux_tick() next has work (absolute ms); UINT64_MAX when never. */
 uint64_t ptc_mux_next_tick(const ptc_mux_t *mux);
 
+/**
+ * Frees the input and output buffers when they hold nothing the mux still needs: input once
+ * every event was pulled (parsed frames are dropped, a partial frame keeps the buffer), output
+ * once everything was written. For a tunnel going idle; the next bytes allocate again. Like
+ * ptc_mux_next_event(), it ends the previous event's pointers.
+ */
+void ptc_mux_trim(ptc_mux_t *mux);
+
 /* ---- counters ---- */
 
 /** Counters for metrics. */
@@ -406,6 +414,7 @@ typedef struct ptc_mux_stats {
     uint64_t streams_reset;   /* RESET frames sent or received */
     uint64_t streams_refused; /* REFUSED events (edge) or refused REQUESTs (connector) */
     uint32_t streams_open;    /* streams open now (not closed) */
+    size_t heap_bytes;        /* held now in the mux's buffers and tables (not its streams) */
 } ptc_mux_stats_t;
 
 /** Copies the counters into *out. */
