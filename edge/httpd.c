@@ -74,6 +74,7 @@ typedef struct httpd_conn {
     bool reading;
     bool parse_stopped; /* the parser takes no more input (error, no keep-alive, upgrade) */
     bool head_partial;  /* the parser holds part of a request head */
+    bool released;      /* idle, and the TLS record buffers were released */
     unsigned writes_pending;
     bool write_failed; /* a write to the client failed: not everything queued reached it */
     int close_err;
@@ -370,9 +371,15 @@ static void arm_timer(httpd_conn_t *c)
     } else if (c->in.len > 0 || c->head_partial) {
         timer_set(c, T_HEAD, remaining(now, c->head_start, lim->http_head_timeout_ms));
     } else {
-        timer_set(c, T_IDLE, remaining(now, c->last_progress, lim->http_idle_timeout_ms));
         /* Idle keep-alive: nothing buffered, no request. The parser's head storage, the
-         * input and the response-framing buffers are made again by the next request. */
+         * input and the response-framing buffers are made again by the next request. The
+         * timer first fires PTC_EDGE_IDLE_RELEASE_MS in, to release the TLS buffers. */
+        uint64_t ms = remaining(now, c->last_progress, lim->http_idle_timeout_ms);
+        if (!c->released) {
+            uint64_t rel = remaining(now, c->last_progress, PTC_EDGE_IDLE_RELEASE_MS);
+            ms = rel < ms ? rel : ms;
+        }
+        timer_set(c, T_IDLE, ms);
         if (c->parser != NULL) {
             ptc_http_parser_trim(c->parser);
         }
@@ -873,6 +880,12 @@ static void on_timer(uv_timer_t *t)
         return;
     case T_IDLE:
         if (uv_now(t->loop) < c->last_progress + c->base.edge->cfg.limits.http_idle_timeout_ms) {
+            if (!c->released && uv_now(t->loop) >= c->last_progress + PTC_EDGE_IDLE_RELEASE_MS) {
+                c->released = true;
+                if (c->base.stream != NULL) {
+                    (void)ptc_tls_release_idle(ptc_tls_stream_tls(c->base.stream));
+                }
+            }
             arm_timer(c);
             return;
         }
@@ -946,6 +959,7 @@ static void httpd_on_read(ptc_edge_conn_t *base, int status, ptc_slice_t data)
         c->head_start = uv_now(c->timer.loop);
     }
     c->last_progress = uv_now(c->timer.loop);
+    c->released = false;
     if (ptc_buf_try_append(&c->in, data.ptr, data.len) != 0) {
         conn_close(c, PTC_ENOMEM, RESULT_ERROR);
         return;

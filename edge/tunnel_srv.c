@@ -75,6 +75,7 @@ struct ptc_tunnel {
     char group[PTC_REGISTRY_GROUP_MAX + 1];
     uint64_t up_loop_ms;
     uint64_t last_touch_loop_ms;
+    uint64_t idle_since_ms;  /* loop time the tunnel went idle; 0 if busy or released */
     const char *down_reason; /* set once, when the tunnel stops running */
 };
 
@@ -726,6 +727,43 @@ static void wake_blocked(ptc_tunnel_t *t)
 }
 
 /* Pulls and handles every queued event, then writes the output. */
+static bool is_idle(const ptc_tunnel_t *t)
+{
+    ptc_mux_stats_t st;
+    ptc_mux_stats(t->mux, &st);
+    return st.streams_open == 0 && ptc_mux_output_pending(t->mux) == 0 && t->base.stream != NULL;
+}
+
+/*
+ * An idle tunnel keeps little while it waits. The mux's buffers go at once (a free and a
+ * malloc of 4 KiB when it wakes; freeing them later would leave holes in the heap that
+ * nothing returns to the kernel), and PTC_EDGE_IDLE_RELEASE_MS later, when the timer says
+ * the tunnel is still idle, most pages of the TLS record buffers (2 x 16.7 KiB otherwise):
+ * a busy tunnel never pays for that. The pings that keep it alive fit in what stays.
+ */
+static void note_idle(ptc_tunnel_t *t)
+{
+    if (!is_idle(t)) {
+        t->idle_since_ms = 0;
+        return;
+    }
+    ptc_mux_trim(t->mux);
+    if (t->idle_since_ms == 0) {
+        t->idle_since_ms = uv_now(t->timer.loop);
+    }
+}
+
+static void release_idle(ptc_tunnel_t *t, uint64_t now)
+{
+    if (t->idle_since_ms == 0 || now < t->idle_since_ms + PTC_EDGE_IDLE_RELEASE_MS) {
+        return;
+    }
+    t->idle_since_ms = 0;
+    if (is_idle(t)) {
+        (void)ptc_tls_release_idle(ptc_tls_stream_tls(t->base.stream));
+    }
+}
+
 static void dispatch(ptc_tunnel_t *t)
 {
     t->dispatch_depth++;
@@ -779,6 +817,9 @@ static void dispatch(ptc_tunnel_t *t)
     if (!t->closing) {
         maybe_drained(t);
     }
+    if (!t->closing && t->dispatch_depth == 0) {
+        note_idle(t);
+    }
 }
 
 /* ---- connection callbacks ---- */
@@ -793,7 +834,9 @@ static void on_timer(uv_timer_t *timer)
         tunnel_fail(t, PTC_WIRE_TIMEOUT, "handshake timeout", "handshake_timeout");
         return;
     }
-    int rc = ptc_mux_tick(t->mux, uv_now(timer->loop));
+    uint64_t now = uv_now(timer->loop);
+    int rc = ptc_mux_tick(t->mux, now);
+    release_idle(t, now);
     dispatch(t);
     if (!t->closing && rc == PTC_PROTO_ETIMEOUT) {
         tunnel_close(t, true, "idle_timeout", PTC_ETIMEOUT);
@@ -816,6 +859,9 @@ static void arm_timer(ptc_tunnel_t *t)
         return;
     }
     uint64_t next = ptc_mux_next_tick(t->mux);
+    if (t->idle_since_ms != 0 && t->idle_since_ms + PTC_EDGE_IDLE_RELEASE_MS < next) {
+        next = t->idle_since_ms + PTC_EDGE_IDLE_RELEASE_MS;
+    }
     if (next == UINT64_MAX) {
         uv_timer_stop(&t->timer);
         return;

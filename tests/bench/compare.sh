@@ -609,7 +609,8 @@ done
 # ---- 5. memory: 1,000 connectors' tunnels at an edge (tunnels_bench.sh) ----
 if [ "$CONNECTORS" -gt 0 ] && [ -z "${portico_note:-}" ] && [[ " ${SETUPS[*]} " == *" portico "* ]]; then
   say "tunnels_bench.sh $CONNECTORS (its own edge, on a kernel-chosen loopback port)"
-  if out=$(BUILD=$BUILD IDLE=5 KEEP='' sh "$here/tunnels_bench.sh" "$CONNECTORS" 2>&1); then
+  if out=$(BUILD=$BUILD IDLE=5 KEEP='' TUNNELS_PER_CONNECTOR=$TUNNELS \
+    sh "$here/tunnels_bench.sh" "$CONNECTORS" 2>&1); then
     R[portico|tunnel_kib]=$(echo "$out" | sed -n 's/^edge RSS per tunnel: .* KiB all up, \([0-9.]*\) KiB after idle.*/\1/p')
     R[portico|tunnels_mib]=$(echo "$out" | sed -n 's/^edge RSS total: *\([0-9.]*\) MiB.*/\1/p')
     R[portico|tunnels_n]=$(echo "$out" | sed -n 's/^edge RSS total: .* with \([0-9]*\) tunnels.*/\1/p')
@@ -814,7 +815,7 @@ r_or_empty() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if
     "-" "-" "≤40 KiB: $(check "${R[portico|idle_kib]:-}" le 40)"
   row "${R[portico|tunnels_n]:-N} tunnels: edge RSS, MiB" "-" "-" "-" "-" \
     "$(fmt "${R[portico|tunnels_mib]:-}" 1)" "-" "-" "-" \
-    "≤64 MiB for 1,000 connectors, here one tunnel each: $(if [ "${R[portico|tunnels_n]:-0}" -ge 1000 ]; then
+    "≤64 MiB for 1,000 connectors, $TUNNELS tunnels each: $(if [ "$CONNECTORS" -ge 1000 ]; then
       check "${R[portico|tunnels_mib]:-}" le 64; else echo "n/a (fewer than 1,000)"; fi)"
   row "  edge RSS per tunnel, KiB" "-" "-" "-" "-" "$(fmt "${R[portico|tunnel_kib]:-}" 1)" "-" "-" "-" ""
   row "cost at ${curve_last:-N} streams / cheapest" "-" "-" "-" "-" "${curve_growth:+${curve_growth}x}" \

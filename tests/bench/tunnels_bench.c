@@ -987,13 +987,13 @@ static void usage(FILE *f)
             "  --ca FILE            the CA that signed the edge's certificate\n"
             "  --token-file FILE    holds a registration token with at least N uses\n"
             "  --edge-pid PID       the edge process, for /proc figures\n"
-            "  -n N                 simulated connectors, one tunnel each (default %d)\n"
+            "  -n N                 simulated connectors (default %d)\n"
             "  --concurrency C      tunnel handshakes in flight at most (default %d)\n"
             "  --reg-concurrency C  registrations in flight at most (default %d)\n"
             "  --idle S             seconds to hold the tunnels after the last is up "
             "(default %d)\n"
-            "  --tunnels-per-connector K  tunnels each connector opens (default 1; the real\n"
-            "                       connector's tunnels_per_edge defaults to 2)\n",
+            "  --tunnels-per-connector K  tunnels each connector opens (default 2, as the\n"
+            "                       connector's tunnels_per_edge)\n",
             DEFAULT_N, DEFAULT_CONCURRENCY, DEFAULT_REG_CONCURRENCY, DEFAULT_IDLE_S);
 }
 
@@ -1157,7 +1157,7 @@ int main(int argc, char **argv)
     b->host = "127.0.0.1";
     b->server_name = "edge.test";
     b->n_conn = DEFAULT_N;
-    b->per_conn = 1;
+    b->per_conn = 2;
     b->concurrency = DEFAULT_CONCURRENCY;
     b->reg_concurrency = DEFAULT_REG_CONCURRENCY;
     b->idle_s = DEFAULT_IDLE_S;

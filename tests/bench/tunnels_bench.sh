@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 #
-# tests/bench/tunnels_bench.sh [N]: N simulated connectors (default 1000), one tunnel each,
+# tests/bench/tunnels_bench.sh [N]: N simulated connectors (default 1000), two tunnels each,
 # against a real portico-edge on loopback; prints handshakes per second and the edge's RSS
 # per tunnel (tests/bench/README.md). It builds what it needs, makes a throwaway CA, edge
 # certificate, edge.json and state directory in a temporary directory, starts the edge,
@@ -11,7 +11,7 @@
 #
 # Environment: BUILD (build directory, default build), CONCURRENCY (tunnel handshakes in
 # flight, default 64), IDLE (seconds to hold the tunnels, default 5), TUNNELS_PER_CONNECTOR
-# (default 1; the real connector opens 2 per edge by default), KEEP=1 (keep the
+# (default 2, as the real connector's tunnels_per_edge), KEEP=1 (keep the
 # temporary directory, with the edge's log), EDGE_WRAPPER (a command put in front of the edge,
 # for example "valgrind --tool=massif --massif-out-file=/tmp/edge.massif"; the figures then
 # measure the wrapper too).
@@ -21,7 +21,7 @@ N=${1:-1000}
 BUILD=${BUILD:-build}
 CONCURRENCY=${CONCURRENCY:-64}
 IDLE=${IDLE:-5}
-PER=${TUNNELS_PER_CONNECTOR:-1}
+PER=${TUNNELS_PER_CONNECTOR:-2}
 EDGE_HOST=edge.test
 
 case $N in
