@@ -61,6 +61,7 @@ typedef struct ptc_edge_counters {
     uint64_t requests_total;  /* HTTP requests answered */
     uint64_t tunnels_total;   /* tunnels that completed the handshake */
     uint64_t registrations;   /* connectors registered */
+    uint64_t released_bytes;  /* idle TLS record-buffer pages given back to the kernel */
 } ptc_edge_counters_t;
 
 struct ptc_edge {

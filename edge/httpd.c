@@ -883,7 +883,8 @@ static void on_timer(uv_timer_t *t)
             if (!c->released && uv_now(t->loop) >= c->last_progress + PTC_EDGE_IDLE_RELEASE_MS) {
                 c->released = true;
                 if (c->base.stream != NULL) {
-                    (void)ptc_tls_release_idle(ptc_tls_stream_tls(c->base.stream));
+                    c->base.edge->counters.released_bytes +=
+                        ptc_tls_release_idle(ptc_tls_stream_tls(c->base.stream));
                 }
             }
             arm_timer(c);

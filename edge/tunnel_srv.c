@@ -760,7 +760,8 @@ static void release_idle(ptc_tunnel_t *t, uint64_t now)
     }
     t->idle_since_ms = 0;
     if (is_idle(t)) {
-        (void)ptc_tls_release_idle(ptc_tls_stream_tls(t->base.stream));
+        t->base.edge->counters.released_bytes +=
+            ptc_tls_release_idle(ptc_tls_stream_tls(t->base.stream));
     }
 }
 

@@ -4,6 +4,7 @@
 // Transfer-Encoding, two Content-Lengths, a bad chunk size, obs-fold) get 400 and a closed
 // connection, oversized heads 431, overlong targets 414, and the edge stays healthy after
 // each; pipelined requests are answered in order on one connection; keep-alive;
+// idle connections and tunnels releasing their TLS buffers (and working after it);
 // Expect: 100-continue; chunked request bodies; targets and methods the edge refuses itself;
 // WebSockets through the tunnel (upgrade, echo both ways, close from either side). One edge,
 // one connector, one test backend; a last test starts a second edge with the plain-HTTP
@@ -178,6 +179,36 @@ test('keep-alive: one connection serves several exchanges; responses are re-fram
   // The access log shows one connection for all of them.
   const lines = await Promise.all(ids.map((id) => edge.proc.waitLog((l) => l.event === 'http_request_done' && l.req === id, 5000, `access ${id}`)));
   assert.equal(new Set(lines.map((l) => l.conn)).size, 1, `one conn: ${lines.map((l) => l.conn)}`);
+});
+
+test('after 1.5 s idle the edge released the connection\'s and the tunnels\' TLS buffers (status counts the bytes), and full records still flow both ways', async () => {
+  const released = async () => {
+    const st = await edge.cliJson(['status']);
+    assert.equal(typeof st.idle_released_bytes_total, 'number', JSON.stringify(st));
+    return st.idle_released_bytes_total;
+  };
+  const c = await client.raw(HOST);
+  const body = Buffer.alloc(200000);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 9)) & 0xff;
+  for (let round = 0; round < 2; round++) {
+    c.write(c.head('PUT', `/idle/${round}`, [['Content-Length', String(body.length)], ['Content-Type', 'application/octet-stream']]));
+    c.write(body);
+    const r = await c.response();
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).body.sha256, sha(body), `round ${round}: the upload arrived whole`);
+    c.write(c.head('GET', '/_t/slow?n=10&ms=1&size=20000'));
+    const d = await c.response();
+    assert.equal(d.status, 200);
+    assert.equal(d.body.length, 200000, `round ${round}: the download arrived whole`);
+    if (round === 0) {
+      const before = await released();
+      await sleep(1500);
+      // This connection and the connector's two tunnels, at least two 4 KiB pages each.
+      const gained = (await released()) - before;
+      assert.ok(gained >= 3 * 2 * 4096, `released ${gained} bytes while idle`);
+    }
+  }
+  c.close();
 });
 
 test('Expect: 100-continue: the edge answers 100 before the body is sent, then the upload completes', async () => {
