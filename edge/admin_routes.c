@@ -640,6 +640,8 @@ static void status_get(ptc_edge_t *edge, ptc_admin_req_t *req)
     json_object_set_new(j, "certs", json_integer((json_int_t)ptc_state_cert_count(edge->state)));
     json_object_set_new(j, "tokens_active", json_integer((json_int_t)active_tokens));
     json_object_set_new(j, "connections", json_integer((json_int_t)edge->counters.conns));
+    json_object_set_new(j, "connections_total",
+                        json_integer((json_int_t)edge->counters.conns_total));
     json_object_set_new(j, "requests_total",
                         json_integer((json_int_t)edge->counters.requests_total));
     json_object_set_new(j, "idle_released_bytes_total",

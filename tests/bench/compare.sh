@@ -23,7 +23,8 @@
 # per-request lines), CURVE (concurrencies for the streams curve on one tunnel, default
 # "1 10 100 1000 10000"; empty skips it), CURVE_WARM_MAX (longest warm-up per curve point,
 # default 180 s), NGINX_TLS_PROTOCOLS (default "TLSv1.2 TLSv1.3"), ONLY (setups to run, e.g.
-# "nginx-tls portico"), KEEP=1 (keep the temporary directory), RESULTS_OUT (a file to copy
+# "nginx-tls portico"), WORKLOADS (wrk workloads to run, default "small64 small1 big64 big1
+# newconn"; empty skips them), KEEP=1 (keep the temporary directory), RESULTS_OUT (a file to copy
 # the table to).
 set -uo pipefail
 
@@ -536,7 +537,11 @@ fi
 # ---- 4. the wrk workloads ----
 # name: threads connections path extra-header
 declare -A WL_T WL_C WL_P WL_H
-WORKLOADS="small64 small1 big64 big1 newconn"
+ALL_WORKLOADS="small64 small1 big64 big1 newconn"
+WORKLOADS=${WORKLOADS-$ALL_WORKLOADS}
+for w in $WORKLOADS; do
+  case " $ALL_WORKLOADS " in *" $w "*) ;; *) die "WORKLOADS: unknown workload $w (known: $ALL_WORKLOADS)" ;; esac
+done
 WL_T[small64]=2 WL_C[small64]=64 WL_P[small64]=/hello
 WL_T[small1]=1 WL_C[small1]=1 WL_P[small1]=/hello # wrk needs connections >= threads
 WL_T[big64]=2 WL_C[big64]=64 WL_P[big64]=/1m.bin
@@ -635,30 +640,40 @@ backend_requests() { # the backend's request counter (this request included); em
   done
 }
 now_s() { date +%s.%N; }
+edge_accepted() { # the edge's connections accepted since it started; empty on failure
+  cli --json status 2>/dev/null | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      try { console.log(JSON.parse(s).connections_total); } catch { } });'
+}
 curve_wrk_pid=""
 CURVE_WARM_MAX=${CURVE_WARM_MAX:-180}
 curve_point() { # $1: concurrency
   local n=$1 t=2 r0 r1 t0 t1 e0 e1 c0 c1 b0 b1 start cur waited=0
+  local a_start a_prev a_cur a0 a1
   [ "$n" -lt 2 ] && t=1
+  a_start=$(edge_accepted) # before wrk connects
   wrk -t "$t" -c "$n" -d "$((CURVE_WARM_MAX + DURATION + 30))s" --timeout 10s \
     -H "Host: $CURVE_HOST" "https://127.0.0.1:$P_EDGE/hello" >"$tmp/wrk-curve-$n.txt" 2>&1 &
   curve_wrk_pid=$!
-  # Warm-up: until the backend has answered 2 N requests of this run (so the N connections
-  # are past their TLS handshakes, on average twice over), at least 2 s, at most
-  # CURVE_WARM_MAX s.
-  start=$(backend_requests)
+  # Warm-up: until the backend has answered 2 N requests of this run, the edge has accepted
+  # the N connections and no new connection came in the last second (no TLS handshake
+  # left to count), at least 2 s, at most CURVE_WARM_MAX s.
+  start=$(backend_requests) a_prev=""
   while [ "$waited" -lt "$CURVE_WARM_MAX" ]; do
     sleep 1
     waited=$((waited + 1))
-    cur=$(backend_requests)
-    if [ "$waited" -ge 2 ] && [ -n "$start" ] && [ -n "$cur" ] && [ $((cur - start)) -ge $((2 * n)) ]; then
+    cur=$(backend_requests) a_cur=$(edge_accepted)
+    if [ "$waited" -ge 2 ] && [ -n "$start" ] && [ -n "$cur" ] && [ $((cur - start)) -ge $((2 * n)) ] &&
+      [ -n "$a_start" ] && [ -n "$a_cur" ] && [ $((a_cur - a_start)) -ge "$n" ] &&
+      [ "$a_cur" = "$a_prev" ]; then
       break
     fi
+    a_prev=$a_cur
   done
-  t0=$(now_s) r0=$(backend_requests)
+  t0=$(now_s) r0=$(backend_requests) a0=$(edge_accepted)
   e0=$(tree_ticks "$PID_EDGE") c0=$(tree_ticks "$PID_CURVE_CONN") b0=$(tree_ticks "$PID_BACKEND")
   sleep "$DURATION"
-  t1=$(now_s) r1=$(backend_requests)
+  t1=$(now_s) r1=$(backend_requests) a1=$(edge_accepted)
   e1=$(tree_ticks "$PID_EDGE") c1=$(tree_ticks "$PID_CURVE_CONN") b1=$(tree_ticks "$PID_BACKEND")
   kill -INT "$curve_wrk_pid" 2>/dev/null
   wait "$curve_wrk_pid"
@@ -672,10 +687,10 @@ curve_point() { # $1: concurrency
   errs=$(awk '/Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 }
               /Non-2xx or 3xx/ { n += $NF } END { print n + 0 }' "$tmp/wrk-curve-$n.txt")
   R[curve|$n]=$(awk -v r=$((r1 - r0)) -v t0="$t0" -v t1="$t1" -v e=$((e1 - e0)) -v c=$((c1 - c0)) \
-    -v b=$((b1 - b0)) -v hz="$CLK_TCK" -v errs="$errs" -v w="$waited" 'BEGIN {
+    -v b=$((b1 - b0)) -v hz="$CLK_TCK" -v errs="$errs" -v w="$waited" -v nc=$((${a1:-0} - ${a0:-0})) 'BEGIN {
       k = 10000 / r / hz
-      printf "%.0f %.4f %.4f %.4f %.4f %d %d", r / (t1 - t0), e * k, c * k, b * k, (e + c + b) * k, errs, w }')
-  say "  curve $n streams: ${R[curve|$n]} (req/s; CPU s/10k req: edge connector backend all; errors; warm-up s)"
+      printf "%.0f %.4f %.4f %.4f %.4f %d %d %d", r / (t1 - t0), e * k, c * k, b * k, (e + c + b) * k, errs, w, nc }')
+  say "  curve $n streams: ${R[curve|$n]} (req/s; CPU s/10k req: edge connector backend all; errors; warm-up s; new connections while sampled)"
 }
 if [ -n "$CURVE" ] && [[ " ${SETUPS[*]} " == *" portico "* ]]; then
   say "streams curve on one tunnel: $CURVE"
@@ -832,15 +847,15 @@ r_or_empty() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if
   cpu_rows "1 MiB/1" big1
   if [ -n "$curve_last" ]; then
     echo "Cost per request vs concurrent streams on one tunnel (Portico, /hello; CPU s per 10,000 requests, steady state):"
-    printf '  %8s %9s %9s %9s %9s %9s %8s %7s %11s\n' streams req/s edge connector backend all \
-      errors warm-up "/cheapest"
+    printf '  %8s %9s %9s %9s %9s %9s %8s %7s %9s %11s\n' streams req/s edge connector backend all \
+      errors warm-up new-conns "/cheapest"
     cheapest=$(for n in $CURVE; do [ -n "${R[curve|$n]:-}" ] && echo "${R[curve|$n]}"; done |
       awk 'NR == 1 || $5 < m { m = $5 } END { print m }')
     for n in $CURVE; do
       [ -n "${R[curve|$n]:-}" ] || { printf '  %8s %9s\n' "$n" "failed"; continue; }
       # shellcheck disable=SC2086 # the figures are words
       set -- ${R[curve|$n]}
-      printf '  %8s %9s %9.3f %9.3f %9.3f %9.3f %8s %6ss %10.2fx\n' "$n" "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
+      printf '  %8s %9s %9.3f %9.3f %9.3f %9.3f %8s %6ss %9s %10.2fx\n' "$n" "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" \
         "$(awk -v a="$5" -v b="$cheapest" 'BEGIN { print (b > 0) ? a / b : 0 }')"
     done
   fi
