@@ -8,6 +8,7 @@
  */
 #include "edge/listener.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +24,24 @@
 #define TICKET_LIFETIME_S 43200
 #define LISTEN_BACKLOG 511
 
+/* One peer address with connections still in a handshake. */
+typedef struct addr_slot {
+    uint64_t key; /* SipHash of the address; 0: empty */
+    uint32_t n;
+} addr_slot_t;
+
+#define ADDRS_FIRST 64u
+
 struct ptc_listener {
     ptc_edge_t *edge;
+    /* Connections in a handshake per peer address (docs/protocol.md §11.7 rule 3), looked up
+     * at each accept: open addressing keyed by SipHash-2-4 of the address under a key drawn
+     * at start, so chosen addresses cannot pile up in one chain. Two addresses whose 64-bit
+     * hashes collide would share one count (a stricter limit for both). */
+    addr_slot_t *addrs;
+    size_t addr_cap; /* a power of two */
+    size_t addr_cnt;
+    uint8_t addr_hash_key[crypto_shorthash_KEYBYTES];
     uv_tcp_t **socks;
     uint16_t *ports;
     size_t cnt;
@@ -35,6 +52,93 @@ struct ptc_listener {
 static const char *const alpn_list[] = {PTC_PROTO_ALPN, PTC_ALPN_HTTP1, NULL};
 
 /* ---- connection list and counts ---- */
+
+static uint64_t addr_hash(const ptc_listener_t *l, const char *ip)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const unsigned char *)ip, strlen(ip), l->addr_hash_key);
+    uint64_t k;
+    memcpy(&k, h, sizeof(k));
+    return k != 0 ? k : 1;
+}
+
+static size_t addr_find(const ptc_listener_t *l, uint64_t key)
+{
+    size_t mask = l->addr_cap - 1;
+    size_t i = (size_t)key & mask;
+    while (l->addrs[i].key != 0 && l->addrs[i].key != key) {
+        i = (i + 1) & mask;
+    }
+    return i;
+}
+
+static uint32_t addr_count(const ptc_listener_t *l, uint64_t key)
+{
+    return l->addrs[addr_find(l, key)].n;
+}
+
+static void addr_grow(ptc_listener_t *l, size_t cap)
+{
+    addr_slot_t *old = l->addrs;
+    size_t old_cap = l->addr_cap;
+    l->addrs = ptc_xcalloc(cap, sizeof(*l->addrs));
+    l->addr_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i].key != 0) {
+            l->addrs[addr_find(l, old[i].key)] = old[i];
+        }
+    }
+    free(old);
+}
+
+static void addr_add(ptc_listener_t *l, uint64_t key)
+{
+    if ((l->addr_cnt + 1) * 2 > l->addr_cap) {
+        addr_grow(l, l->addr_cap * 2);
+    }
+    size_t i = addr_find(l, key);
+    if (l->addrs[i].key == 0) {
+        l->addrs[i].key = key;
+        l->addr_cnt++;
+    }
+    l->addrs[i].n++;
+}
+
+static void addr_remove(ptc_listener_t *l, uint64_t key)
+{
+    size_t mask = l->addr_cap - 1;
+    size_t i = addr_find(l, key);
+    if (l->addrs[i].key == 0 || --l->addrs[i].n > 0) {
+        return;
+    }
+    /* Backward-shift deletion: no tombstones, so lookups stay short. */
+    size_t j = i;
+    for (;;) {
+        l->addrs[i].key = 0;
+        l->addrs[i].n = 0;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (l->addrs[j].key == 0) {
+                goto done;
+            }
+            size_t home = (size_t)l->addrs[j].key & mask;
+            /* Move j back to i unless its home lies cyclically in (i, j]. */
+            if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) {
+                continue;
+            }
+            break;
+        }
+        l->addrs[i] = l->addrs[j];
+        i = j;
+    }
+done:
+    l->addr_cnt--;
+    if (l->addr_cnt == 0 && l->addr_cap > ADDRS_FIRST) {
+        free(l->addrs);
+        l->addrs = ptc_xcalloc(ADDRS_FIRST, sizeof(*l->addrs));
+        l->addr_cap = ADDRS_FIRST;
+    }
+}
 
 static void conn_link(ptc_edge_t *edge, ptc_edge_conn_t *c)
 {
@@ -65,6 +169,9 @@ void ptc_edge_conn_authenticated(ptc_edge_conn_t *c)
     if (c->unauthenticated) {
         c->unauthenticated = false;
         c->edge->counters.unauthenticated--;
+        if (c->edge->listener != NULL) {
+            addr_remove(c->edge->listener, c->peer_key);
+        }
     }
 }
 
@@ -251,21 +358,6 @@ static void peer_address(const char *peer, char *out, size_t cap)
     }
 }
 
-/*
- * Connections from one address still in a handshake (docs/protocol.md §11.7 rule 3). A walk
- * over the open connections: bounded by max_connections, and only done at accept.
- */
-static uint64_t unauthenticated_from(const ptc_edge_t *edge, const char *peer_ip)
-{
-    uint64_t n = 0;
-    for (const ptc_edge_conn_t *c = edge->conns; c != NULL; c = c->next) {
-        if (c->unauthenticated && strcmp(c->peer_ip, peer_ip) == 0) {
-            n++;
-        }
-    }
-    return n;
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     ptc_listener_t *l = server->data;
@@ -296,8 +388,8 @@ static void on_connection(uv_stream_t *server, int status)
         snprintf(peer, sizeof(peer), "unknown");
     }
     peer_address(peer, peer_ip, sizeof(peer_ip));
-    if (unauthenticated_from(edge, peer_ip) >=
-        (uint64_t)edge->cfg.limits.max_unauthenticated_per_address) {
+    uint64_t peer_key = addr_hash(l, peer_ip);
+    if (addr_count(l, peer_key) >= (uint64_t)edge->cfg.limits.max_unauthenticated_per_address) {
         refuse(edge, tcp, "max_unauthenticated_per_address");
         return;
     }
@@ -310,6 +402,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->log.conn = ++edge->next_conn_id;
     memcpy(c->peer, peer, sizeof(c->peer));
     memcpy(c->peer_ip, peer_ip, sizeof(c->peer_ip));
+    c->peer_key = peer_key;
     ptc_log_ctx_set_peer(&c->log, c->peer);
     ptc_tls_stream_opts_t opts = {
         .handshake_timeout_ms = edge->cfg.limits.handshake_timeout_ms,
@@ -329,6 +422,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     conn_link(edge, c);
     c->unauthenticated = true;
+    addr_add(l, peer_key);
     edge->counters.conns++;
     edge->counters.unauthenticated++;
     edge->counters.conns_total++;
@@ -443,6 +537,9 @@ int ptc_listener_start(ptc_edge_t *edge, char *err, size_t errlen)
 
     ptc_listener_t *l = ptc_xcalloc(1, sizeof(*l));
     l->edge = edge;
+    l->addrs = ptc_xcalloc(ADDRS_FIRST, sizeof(*l->addrs));
+    l->addr_cap = ADDRS_FIRST;
+    randombytes_buf(l->addr_hash_key, sizeof(l->addr_hash_key));
     l->cnt = edge->cfg.listen_cnt;
     l->socks = ptc_xcalloc(l->cnt, sizeof(*l->socks));
     l->ports = ptc_xcalloc(l->cnt, sizeof(*l->ports));
@@ -507,6 +604,7 @@ void ptc_listener_free(ptc_edge_t *edge)
     if (l != NULL) {
         free(l->socks);
         free(l->ports);
+        free(l->addrs);
         free(l);
         edge->listener = NULL;
     }

@@ -70,6 +70,7 @@ struct ptc_edge_conn {
     ptc_log_ctx_t log;        /* conn id and peer address */
     char peer[PTC_NET_ADDRSTRLEN];
     char peer_ip[PTC_NET_ADDRSTRLEN]; /* the peer without its port, for per-address limits */
+    uint64_t peer_key;                /* peer_ip's key in the listener's per-address counts */
     uint64_t accepted_loop_ms;        /* uv_now() at accept */
     uint64_t accepted_ms;             /* wall clock at accept */
     bool unauthenticated;             /* counted in edge->counters.unauthenticated */
