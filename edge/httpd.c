@@ -352,6 +352,29 @@ static uint64_t remaining(uint64_t now, uint64_t since, uint64_t limit)
     return deadline > now ? deadline - now : 0;
 }
 
+/*
+ * A keep-alive connection idle for PTC_EDGE_IDLE_RELEASE_MS (nothing buffered, no request)
+ * gives back what the next request makes again: the parser's head storage, the input and
+ * response-framing buffers, and most pages of the TLS record buffers. A busy connection
+ * keeps them, so requests in a row cost no allocation.
+ */
+static void release_idle(httpd_conn_t *c)
+{
+    c->released = true;
+    if (c->req != NULL || c->in.len > 0 || c->head_partial) {
+        return;
+    }
+    if (c->parser != NULL) {
+        ptc_http_parser_trim(c->parser);
+    }
+    ptc_buf_dispose(&c->in);
+    ptc_buf_dispose(&c->scratch);
+    if (c->base.stream != NULL) {
+        c->base.edge->counters.released_bytes +=
+            ptc_tls_release_idle(ptc_tls_stream_tls(c->base.stream));
+    }
+}
+
 /* Arms the one timer for what the connection is waiting for (STYLE §5 rule 6). */
 static void arm_timer(httpd_conn_t *c)
 {
@@ -371,20 +394,14 @@ static void arm_timer(httpd_conn_t *c)
     } else if (c->in.len > 0 || c->head_partial) {
         timer_set(c, T_HEAD, remaining(now, c->head_start, lim->http_head_timeout_ms));
     } else {
-        /* Idle keep-alive: nothing buffered, no request. The parser's head storage, the
-         * input and the response-framing buffers are made again by the next request. The
-         * timer first fires PTC_EDGE_IDLE_RELEASE_MS in, to release the TLS buffers. */
+        /* Idle keep-alive: nothing buffered, no request. The timer first fires
+         * PTC_EDGE_IDLE_RELEASE_MS in, to release the connection's buffers (release_idle). */
         uint64_t ms = remaining(now, c->last_progress, lim->http_idle_timeout_ms);
         if (!c->released) {
             uint64_t rel = remaining(now, c->last_progress, PTC_EDGE_IDLE_RELEASE_MS);
             ms = rel < ms ? rel : ms;
         }
         timer_set(c, T_IDLE, ms);
-        if (c->parser != NULL) {
-            ptc_http_parser_trim(c->parser);
-        }
-        ptc_buf_dispose(&c->in);
-        ptc_buf_dispose(&c->scratch);
     }
 }
 
@@ -881,11 +898,7 @@ static void on_timer(uv_timer_t *t)
     case T_IDLE:
         if (uv_now(t->loop) < c->last_progress + c->base.edge->cfg.limits.http_idle_timeout_ms) {
             if (!c->released && uv_now(t->loop) >= c->last_progress + PTC_EDGE_IDLE_RELEASE_MS) {
-                c->released = true;
-                if (c->base.stream != NULL) {
-                    c->base.edge->counters.released_bytes +=
-                        ptc_tls_release_idle(ptc_tls_stream_tls(c->base.stream));
-                }
+                release_idle(c);
             }
             arm_timer(c);
             return;
