@@ -569,6 +569,23 @@ static void exchange_maybe_done(httpd_conn_t *c)
     arm_timer(c);
 }
 
+/*
+ * Eight random bytes for a request id. The operating system's generator is asked for 512
+ * bytes at a time, not once per request (a getrandom() system call each). The process runs
+ * one loop, so one pool serves it.
+ */
+static void request_id_bytes(uint8_t out[8])
+{
+    static uint8_t pool[512];
+    static size_t used = sizeof(pool);
+    if (used == sizeof(pool)) {
+        ptc_random_bytes(pool, sizeof(pool));
+        used = 0;
+    }
+    memcpy(out, pool + used, 8);
+    used += 8;
+}
+
 static ptc_httpd_req_t *req_new(httpd_conn_t *c, const ptc_http_head_t *head)
 {
     ptc_httpd_req_t *req = ptc_xcalloc(1, sizeof(*req));
@@ -585,7 +602,7 @@ static ptc_httpd_req_t *req_new(httpd_conn_t *c, const ptc_http_head_t *head)
     req->close_after = !head->keep_alive || head->upgrade || c->draining;
     ptc_log_ctx_derive(&req->log, &c->base.log);
     uint8_t rnd[8];
-    ptc_random_bytes(rnd, sizeof(rnd));
+    request_id_bytes(rnd);
     if (ptc_hex_encode(rnd, sizeof(rnd), req->id, sizeof(req->id)) == 0) {
         ptc_log_ctx_set_req(&req->log, req->id);
     }
