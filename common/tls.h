@@ -214,14 +214,17 @@ PTC_MUST_CHECK int ptc_tls_write(ptc_tls_t *t, const void *p, size_t len);
  * PTC_ESTATE. Returns 0 or PTC_ETLS/PTC_ENOMEM.
  */
 PTC_MUST_CHECK int ptc_tls_close_notify(ptc_tls_t *t);
-/** Bytes at the front of each record buffer that ptc_tls_release_idle() keeps resident. */
-#define PTC_TLS_IDLE_KEEP 2048u
+/**
+ * Bytes at the front of each record buffer that ptc_tls_release_idle() keeps resident: the
+ * record sequence number and room for a small record (a tunnel's PING and its answer).
+ */
+#define PTC_TLS_IDLE_KEEP 256u
 
 /**
  * For a connection with nothing in flight: hands the pages of mbedTLS's two record buffers
  * (about 16.7 KiB each, allocated for the connection's life) that hold no live byte back to
- * the kernel, beyond the first PTC_TLS_IDLE_KEEP bytes of each. Records up to about 2 KiB
- * then use only the kept pages; a larger one brings pages back (zeroed) on its own. Cheap
+ * the kernel, beyond the first PTC_TLS_IDLE_KEEP bytes of each. Records that fit in them use
+ * only the kept page; a larger one brings pages back (zeroed) on its own. Cheap
  * when nothing was touched since the last call. Does nothing (returns 0) before the
  * handshake, after an error, or with a partial record, unread plaintext or unsent bytes
  * inside mbedTLS. Returns the bytes released.
