@@ -215,6 +215,12 @@ PTC_MUST_CHECK int ptc_tls_write(ptc_tls_t *t, const void *p, size_t len);
  */
 PTC_MUST_CHECK int ptc_tls_close_notify(ptc_tls_t *t);
 /**
+ * How long the daemons let a connection stay idle before they call ptc_tls_release_idle():
+ * long enough that a busy connection never pays for it.
+ */
+#define PTC_TLS_IDLE_RELEASE_MS 1000u
+
+/**
  * Bytes at the front of each record buffer that ptc_tls_release_idle() keeps resident: the
  * record sequence number and room for a small record (a tunnel's PING and its answer).
  */

@@ -188,6 +188,9 @@ static void arm_timer(ptc_tunnel_t *t)
         at = t->deadline_ms;
     } else {
         at = ptc_mux_next_tick(t->mux);
+        if (t->idle_since_ms != 0 && t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS < at) {
+            at = t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS;
+        }
         if (at == UINT64_MAX) {
             uv_timer_stop(&t->timer);
             return;
@@ -213,6 +216,40 @@ static void protocol_fail(ptc_tunnel_t *t, uint32_t code, const char *text)
         (void)ptc_tunnel_pump(t);
     }
     ptc_tunnel_close(t, true);
+}
+
+static bool is_idle(ptc_tunnel_t *t)
+{
+    return t->state == T_UP && t->tls != NULL && ptc_tunnel_streams_left(t) == 0 &&
+           ptc_mux_output_pending(t->mux) == 0;
+}
+
+/*
+ * An idle tunnel keeps little while it waits, as at the edge: the mux's buffers go at once,
+ * and PTC_TLS_IDLE_RELEASE_MS later, if it is still idle, most pages of the TLS record
+ * buffers. The pings that keep it alive fit in what stays.
+ */
+static void note_idle(ptc_tunnel_t *t)
+{
+    if (!is_idle(t)) {
+        t->idle_since_ms = 0;
+        return;
+    }
+    ptc_mux_trim(t->mux);
+    if (t->idle_since_ms == 0) {
+        t->idle_since_ms = ptc_tunnel_now_ms(t->c);
+    }
+}
+
+static void release_idle(ptc_tunnel_t *t, uint64_t now)
+{
+    if (t->idle_since_ms == 0 || now < t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS) {
+        return;
+    }
+    t->idle_since_ms = 0;
+    if (is_idle(t)) {
+        (void)ptc_tls_release_idle(ptc_tls_stream_tls(t->tls));
+    }
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -244,6 +281,7 @@ static void on_timer(uv_timer_t *timer)
         }
         return;
     }
+    release_idle(t, now);
     (void)ptc_mux_tick(t->mux, now);
     after_io(t);
 }
@@ -635,6 +673,7 @@ static void after_io(ptc_tunnel_t *t)
         ptc_tunnel_close(t, true);
         return;
     }
+    note_idle(t);
     arm_timer(t);
 }
 

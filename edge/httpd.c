@@ -353,7 +353,7 @@ static uint64_t remaining(uint64_t now, uint64_t since, uint64_t limit)
 }
 
 /*
- * A keep-alive connection idle for PTC_EDGE_IDLE_RELEASE_MS (nothing buffered, no request)
+ * A keep-alive connection idle for PTC_TLS_IDLE_RELEASE_MS (nothing buffered, no request)
  * gives back what the next request makes again: the parser's head storage, the input and
  * response-framing buffers, and most pages of the TLS record buffers. A busy connection
  * keeps them, so requests in a row cost no allocation.
@@ -395,10 +395,10 @@ static void arm_timer(httpd_conn_t *c)
         timer_set(c, T_HEAD, remaining(now, c->head_start, lim->http_head_timeout_ms));
     } else {
         /* Idle keep-alive: nothing buffered, no request. The timer first fires
-         * PTC_EDGE_IDLE_RELEASE_MS in, to release the connection's buffers (release_idle). */
+         * PTC_TLS_IDLE_RELEASE_MS in, to release the connection's buffers (release_idle). */
         uint64_t ms = remaining(now, c->last_progress, lim->http_idle_timeout_ms);
         if (!c->released) {
-            uint64_t rel = remaining(now, c->last_progress, PTC_EDGE_IDLE_RELEASE_MS);
+            uint64_t rel = remaining(now, c->last_progress, PTC_TLS_IDLE_RELEASE_MS);
             ms = rel < ms ? rel : ms;
         }
         timer_set(c, T_IDLE, ms);
@@ -914,7 +914,7 @@ static void on_timer(uv_timer_t *t)
         return;
     case T_IDLE:
         if (uv_now(t->loop) < c->last_progress + c->base.edge->cfg.limits.http_idle_timeout_ms) {
-            if (!c->released && uv_now(t->loop) >= c->last_progress + PTC_EDGE_IDLE_RELEASE_MS) {
+            if (!c->released && uv_now(t->loop) >= c->last_progress + PTC_TLS_IDLE_RELEASE_MS) {
                 release_idle(c);
             }
             arm_timer(c);

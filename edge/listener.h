@@ -31,12 +31,6 @@
 #include "common/tls_stream.h"
 #include "edge/edge.h"
 
-/**
- * How long a connection stays idle before it gives back most of its TLS record buffers
- * (ptc_tls_release_idle): long enough that a busy connection never pays for it.
- */
-#define PTC_EDGE_IDLE_RELEASE_MS 1000u
-
 /** ALPN protocol id for browsers and registration (and the default without ALPN). */
 #define PTC_ALPN_HTTP1 "http/1.1"
 

@@ -737,7 +737,7 @@ static bool is_idle(const ptc_tunnel_t *t)
 /*
  * An idle tunnel keeps little while it waits. The mux's buffers go at once (a free and a
  * malloc of 4 KiB when it wakes; freeing them later would leave holes in the heap that
- * nothing returns to the kernel), and PTC_EDGE_IDLE_RELEASE_MS later, when the timer says
+ * nothing returns to the kernel), and PTC_TLS_IDLE_RELEASE_MS later, when the timer says
  * the tunnel is still idle, most pages of the TLS record buffers (2 x 16.7 KiB otherwise):
  * a busy tunnel never pays for that. The pings that keep it alive fit in what stays.
  */
@@ -755,7 +755,7 @@ static void note_idle(ptc_tunnel_t *t)
 
 static void release_idle(ptc_tunnel_t *t, uint64_t now)
 {
-    if (t->idle_since_ms == 0 || now < t->idle_since_ms + PTC_EDGE_IDLE_RELEASE_MS) {
+    if (t->idle_since_ms == 0 || now < t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS) {
         return;
     }
     t->idle_since_ms = 0;
@@ -860,8 +860,8 @@ static void arm_timer(ptc_tunnel_t *t)
         return;
     }
     uint64_t next = ptc_mux_next_tick(t->mux);
-    if (t->idle_since_ms != 0 && t->idle_since_ms + PTC_EDGE_IDLE_RELEASE_MS < next) {
-        next = t->idle_since_ms + PTC_EDGE_IDLE_RELEASE_MS;
+    if (t->idle_since_ms != 0 && t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS < next) {
+        next = t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS;
     }
     if (next == UINT64_MAX) {
         uv_timer_stop(&t->timer);
