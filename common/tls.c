@@ -1173,6 +1173,30 @@ size_t ptc_tls_release_idle(ptc_tls_t *t)
            release_pages(ssl->out_buf, &t->out_touched, PTC_TLS_IDLE_KEEP);
 }
 
+void ptc_tls_idle_note(ptc_tls_idle_t *w, bool idle, uint64_t now_ms)
+{
+    if (!idle) {
+        w->waiting = false;
+    } else if (!w->waiting) {
+        w->waiting = true;
+        w->since_ms = now_ms;
+    }
+}
+
+uint64_t ptc_tls_idle_due(const ptc_tls_idle_t *w)
+{
+    return w->waiting ? w->since_ms + PTC_TLS_IDLE_RELEASE_MS : UINT64_MAX;
+}
+
+bool ptc_tls_idle_take(ptc_tls_idle_t *w, uint64_t now_ms)
+{
+    if (!w->waiting || now_ms < w->since_ms + PTC_TLS_IDLE_RELEASE_MS) {
+        return false;
+    }
+    w->waiting = false;
+    return true;
+}
+
 bool ptc_tls_has_pending(const ptc_tls_t *t)
 {
     return t->in.len != 0 || mbedtls_ssl_get_bytes_avail(&t->ssl) != 0 ||

@@ -237,6 +237,25 @@ PTC_MUST_CHECK int ptc_tls_close_notify(ptc_tls_t *t);
  */
 size_t ptc_tls_release_idle(ptc_tls_t *t);
 
+/**
+ * When a long-lived connection (a tunnel) went idle, so that its owner calls
+ * ptc_tls_release_idle() once it has stayed idle PTC_TLS_IDLE_RELEASE_MS. Zero-initialise.
+ */
+typedef struct ptc_tls_idle {
+    bool waiting;      /* idle since since_ms, not released yet */
+    uint64_t since_ms; /* loop time */
+} ptc_tls_idle_t;
+
+/** Records whether the owner is idle at loop time now_ms (busy: the wait starts over). */
+void ptc_tls_idle_note(ptc_tls_idle_t *w, bool idle, uint64_t now_ms);
+/** The loop time the release is due, or UINT64_MAX when none waits (for the owner's timer). */
+uint64_t ptc_tls_idle_due(const ptc_tls_idle_t *w);
+/**
+ * True once the release is due at now_ms; the wait then ends (the next ptc_tls_idle_note()
+ * of an idle owner starts another). The owner checks it is still idle before releasing.
+ */
+bool ptc_tls_idle_take(ptc_tls_idle_t *w, uint64_t now_ms);
+
 /** True if input is buffered that ptc_tls_read() might turn into plaintext without more. */
 bool ptc_tls_has_pending(const ptc_tls_t *t);
 

@@ -127,9 +127,7 @@ uint32_t ptc_tunnel_streams_open(const ptc_tunnel_t *t)
     if (t->mux == NULL) {
         return 0;
     }
-    ptc_mux_stats_t st;
-    ptc_mux_stats(t->mux, &st);
-    return st.streams_open;
+    return ptc_mux_streams_open(t->mux);
 }
 
 /* Work that keeps a draining tunnel open: the mux's streams and the relay's. */
@@ -188,9 +186,8 @@ static void arm_timer(ptc_tunnel_t *t)
         at = t->deadline_ms;
     } else {
         at = ptc_mux_next_tick(t->mux);
-        if (t->idle_since_ms != 0 && t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS < at) {
-            at = t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS;
-        }
+        uint64_t due = ptc_tls_idle_due(&t->idle);
+        at = due < at ? due : at;
         if (at == UINT64_MAX) {
             uv_timer_stop(&t->timer);
             return;
@@ -231,23 +228,16 @@ static bool is_idle(ptc_tunnel_t *t)
  */
 static void note_idle(ptc_tunnel_t *t)
 {
-    if (!is_idle(t)) {
-        t->idle_since_ms = 0;
-        return;
+    bool idle = is_idle(t);
+    if (idle) {
+        ptc_mux_trim(t->mux);
     }
-    ptc_mux_trim(t->mux);
-    if (t->idle_since_ms == 0) {
-        t->idle_since_ms = ptc_tunnel_now_ms(t->c);
-    }
+    ptc_tls_idle_note(&t->idle, idle, ptc_tunnel_now_ms(t->c));
 }
 
 static void release_idle(ptc_tunnel_t *t, uint64_t now)
 {
-    if (t->idle_since_ms == 0 || now < t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS) {
-        return;
-    }
-    t->idle_since_ms = 0;
-    if (is_idle(t)) {
+    if (ptc_tls_idle_take(&t->idle, now) && is_idle(t)) {
         (void)ptc_tls_release_idle(ptc_tls_stream_tls(t->tls));
     }
 }

@@ -86,8 +86,8 @@ struct ptc_tunnel {
     uint64_t started_ms;
     uint64_t deadline_ms;
     uint64_t up_ms;
-    uint32_t streams_seen;  /* for the status refresh */
-    uint64_t idle_since_ms; /* loop time the tunnel went idle; 0 while busy or once released */
+    uint32_t streams_seen; /* for the status refresh */
+    ptc_tls_idle_t idle;   /* when the TLS record pages are due for release */
     uint8_t cert_hash[PTC_SHA256_LEN];
     char tunnel_id[PTC_CREDENTIALS_ID_MAX + 1];
     char group[PTC_HANDSHAKE_GROUP_MAX + 1];

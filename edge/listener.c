@@ -111,27 +111,17 @@ static void addr_remove(ptc_listener_t *l, uint64_t key)
     if (l->addrs[i].key == 0 || --l->addrs[i].n > 0) {
         return;
     }
-    /* Backward-shift deletion: no tombstones, so lookups stay short. */
-    size_t j = i;
-    for (;;) {
-        l->addrs[i].key = 0;
-        l->addrs[i].n = 0;
-        for (;;) {
-            j = (j + 1) & mask;
-            if (l->addrs[j].key == 0) {
-                goto done;
-            }
-            size_t home = (size_t)l->addrs[j].key & mask;
-            /* Move j back to i unless its home lies cyclically in (i, j]. */
-            if (i <= j ? (i < home && home <= j) : (i < home || home <= j)) {
-                continue;
-            }
-            break;
+    /* Backward-shift deletion: no tombstones, so lookups stay short. The hole at i takes
+     * each later entry of the run whose home is not cyclically in (i, j]. */
+    for (size_t j = (i + 1) & mask; l->addrs[j].key != 0; j = (j + 1) & mask) {
+        size_t home = (size_t)l->addrs[j].key & mask;
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (!stays) {
+            l->addrs[i] = l->addrs[j];
+            i = j;
         }
-        l->addrs[i] = l->addrs[j];
-        i = j;
     }
-done:
+    l->addrs[i] = (addr_slot_t){0, 0};
     l->addr_cnt--;
     if (l->addr_cnt == 0 && l->addr_cap > ADDRS_FIRST) {
         free(l->addrs);

@@ -75,7 +75,7 @@ struct ptc_tunnel {
     char group[PTC_REGISTRY_GROUP_MAX + 1];
     uint64_t up_loop_ms;
     uint64_t last_touch_loop_ms;
-    uint64_t idle_since_ms;  /* loop time the tunnel went idle; 0 if busy or released */
+    ptc_tls_idle_t idle;     /* when the TLS record pages are due for release */
     const char *down_reason; /* set once, when the tunnel stops running */
 };
 
@@ -726,12 +726,10 @@ static void wake_blocked(ptc_tunnel_t *t)
     }
 }
 
-/* Pulls and handles every queued event, then writes the output. */
 static bool is_idle(const ptc_tunnel_t *t)
 {
-    ptc_mux_stats_t st;
-    ptc_mux_stats(t->mux, &st);
-    return st.streams_open == 0 && ptc_mux_output_pending(t->mux) == 0 && t->base.stream != NULL;
+    return ptc_mux_streams_open(t->mux) == 0 && ptc_mux_output_pending(t->mux) == 0 &&
+           t->base.stream != NULL;
 }
 
 /*
@@ -743,28 +741,22 @@ static bool is_idle(const ptc_tunnel_t *t)
  */
 static void note_idle(ptc_tunnel_t *t)
 {
-    if (!is_idle(t)) {
-        t->idle_since_ms = 0;
-        return;
+    bool idle = is_idle(t);
+    if (idle) {
+        ptc_mux_trim(t->mux);
     }
-    ptc_mux_trim(t->mux);
-    if (t->idle_since_ms == 0) {
-        t->idle_since_ms = uv_now(t->timer.loop);
-    }
+    ptc_tls_idle_note(&t->idle, idle, uv_now(t->timer.loop));
 }
 
 static void release_idle(ptc_tunnel_t *t, uint64_t now)
 {
-    if (t->idle_since_ms == 0 || now < t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS) {
-        return;
-    }
-    t->idle_since_ms = 0;
-    if (is_idle(t)) {
+    if (ptc_tls_idle_take(&t->idle, now) && is_idle(t)) {
         t->base.edge->counters.released_bytes +=
             ptc_tls_release_idle(ptc_tls_stream_tls(t->base.stream));
     }
 }
 
+/* Pulls and handles every queued event, then writes the output. */
 static void dispatch(ptc_tunnel_t *t)
 {
     t->dispatch_depth++;
@@ -836,8 +828,8 @@ static void on_timer(uv_timer_t *timer)
         return;
     }
     uint64_t now = uv_now(timer->loop);
+    release_idle(t, now); /* before the tick queues a PING */
     int rc = ptc_mux_tick(t->mux, now);
-    release_idle(t, now);
     dispatch(t);
     if (!t->closing && rc == PTC_PROTO_ETIMEOUT) {
         tunnel_close(t, true, "idle_timeout", PTC_ETIMEOUT);
@@ -860,9 +852,8 @@ static void arm_timer(ptc_tunnel_t *t)
         return;
     }
     uint64_t next = ptc_mux_next_tick(t->mux);
-    if (t->idle_since_ms != 0 && t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS < next) {
-        next = t->idle_since_ms + PTC_TLS_IDLE_RELEASE_MS;
-    }
+    uint64_t due = ptc_tls_idle_due(&t->idle);
+    next = due < next ? due : next;
     if (next == UINT64_MAX) {
         uv_timer_stop(&t->timer);
         return;

@@ -978,6 +978,11 @@ size_t ptc_mux_output_pending(const ptc_mux_t *mux)
     return mux->out_len - mux->out_off + mux->urg_len - mux->urg_off;
 }
 
+uint32_t ptc_mux_streams_open(const ptc_mux_t *mux)
+{
+    return mux->n_open;
+}
+
 /* ---- sending ---- */
 
 int ptc_mux_open_stream(ptc_mux_t *mux, const ptc_request_head_t *head, bool end, uint32_t *id)

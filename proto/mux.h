@@ -249,6 +249,9 @@ size_t ptc_mux_take_output(ptc_mux_t *mux, uint8_t *dst, size_t cap);
  */
 size_t ptc_mux_output_pending(const ptc_mux_t *mux);
 
+/** Streams open now (not closed): ptc_mux_stats()'s streams_open, without the copy. */
+uint32_t ptc_mux_streams_open(const ptc_mux_t *mux);
+
 /* ---- sending ---- */
 
 /**
